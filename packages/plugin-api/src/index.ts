@@ -1,0 +1,12 @@
+export { Flag, type FlagBits, type Support } from './flags.ts';
+export { NbdError, nbdError, ConfigError, type Errno } from './errors.ts';
+export { parseSize, parseBool, formatSize, MAX_SIZE } from './size.ts';
+export { Secret, resolveSecret } from './secret.ts';
+export * as param from './params.ts';
+export { toKebab, toCamel, type ParamMeta } from './params.ts';
+export { log, setPluginLogger, type PluginLogger } from './log.ts';
+export {
+  ExtentType, definePlugin, defineFilter,
+  type Plugin, type Filter, type Extent, type ExportInfo, type BlockSize, type ReadResult, type Awaitable,
+} from './types.ts';
+export { z } from 'zod';
