@@ -1,1 +1,3 @@
-export type * from "./api.ts";
+export type * from './api.ts';
+export { createServer } from './server.ts';
+export { applyFilters } from './filters.ts';

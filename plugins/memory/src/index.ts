@@ -1,1 +1,7 @@
-export {};
+import { createMemoryPlugin } from './plugin.ts';
+
+export { createMemoryPlugin, memoryConfig, type MemoryConfig, type MemoryHandle, type MemoryPluginOptions } from './plugin.ts';
+export { SparseStore, DEFAULT_PAGE_SIZE, isAllZero, type StoreStats } from './sparse-store.ts';
+
+/** The built-in `memory` plugin: `nbdts memory size=1G`. */
+export default createMemoryPlugin();

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// nbdts vs nbdkit benchmark. Starts both servers on private Unix sockets and
+// runs each benchmark on them alternately (A, B, B, A, A, B, ...) so drift in
+// machine load hits both alike; prints per-benchmark medians and the ratio A/B
+// (> 1 means A is faster) as text and as a markdown table.
+//
+//   npm run bench                              # nbdts vs nbdkit, 3 rounds
+//   node bench/run.mjs --rounds 5 --runtime 10
+//   node bench/run.mjs --a nbdkit --b nbdkit   # sanity check: ratio ~1.0
+//   node bench/run.mjs --size 256M --only fio  # quick run, benchmarks matching "fio"
+//   node bench/run.mjs --sections memory,swift # sections from bench/sections/*.mjs
+import { readdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { median, requireTools, startServer } from './lib.mjs';
+
+const { values: opt } = parseArgs({
+  options: {
+    a: { type: 'string', default: 'nbdts' },
+    b: { type: 'string', default: 'nbdkit' },
+    rounds: { type: 'string', default: '3' },
+    runtime: { type: 'string', default: '5' },
+    size: { type: 'string', default: '1G' },
+    sections: { type: 'string', default: 'memory' },
+    only: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (opt.help) {
+  console.log('usage: node bench/run.mjs [--a nbdts] [--b nbdkit] [--rounds 3] [--runtime 5] [--size 1G] [--sections memory] [--only TEXT]');
+  console.log(`sections available: ${listSections().join(', ')}`);
+  process.exit(0);
+}
+
+function listSections() {
+  return readdirSync(new URL('./sections/', import.meta.url)).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4));
+}
+
+function parseSize(s) {
+  const m = /^(\d+)([KMG]?)$/i.exec(s);
+  if (!m) throw new Error(`--size: cannot parse '${s}'`);
+  return Number(m[1]) * { '': 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase()];
+}
+
+const rounds = Number(opt.rounds);
+const config = { sizeBytes: parseSize(opt.size), runtime: Number(opt.runtime) };
+const kinds = [opt.a, opt.b];
+const label = (k, i) => (kinds[0] === kinds[1] ? `${k}#${i + 1}` : k);
+const results = []; // { section, name, unit, samples: [[...A], [...B]] }
+
+console.log(`# nbdts benchmark: A=${label(kinds[0], 0)} B=${label(kinds[1], 1)}, ${rounds} rounds, ` +
+  `size ${opt.size}, fio runtime ${config.runtime}s, ${new Date().toISOString()}`);
+
+for (const name of opt.sections.split(',')) {
+  const mod = await import(`./sections/${name}.mjs`);
+  const section = mod.default(config);
+  await requireTools(section.tools ?? []);
+  const benches = section.benchmarks.filter((b) => !opt.only || b.name.includes(opt.only));
+  const rows = benches.map((b) => ({ section: section.name, name: b.name, unit: b.unit, samples: [[], []] }));
+  results.push(...rows);
+  await section.setup?.();
+  // Both servers stay up for the whole section; each benchmark runs A and B
+  // back to back, round after round, so every A figure has a B figure taken
+  // seconds apart under the same machine load.
+  const servers = [];
+  try {
+    for (const [i, k] of kinds.entries()) {
+      servers[i] = await startServer(k, section.servers[k], { env: section.env?.[k] });
+      await section.warmup?.(servers[i].uri);
+    }
+    for (const [j, b] of benches.entries()) {
+      for (let round = 0; round < rounds; round++) {
+        // Alternate who goes first, so neither always gets the warmer caches.
+        for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
+          const v = await b.run(servers[i].uri);
+          rows[j].samples[i][round] = v;
+          console.log(`  ${b.name.padEnd(30)} round ${round + 1} ${label(kinds[i], i).padEnd(9)} ${fmt(v)} ${b.unit}`);
+        }
+      }
+    }
+  } finally {
+    for (const srv of servers) await srv?.stop();
+    await section.teardown?.();
+  }
+}
+
+function fmt(v) {
+  return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2);
+}
+
+const A = label(kinds[0], 0);
+const B = label(kinds[1], 1);
+console.log('\n## Medians\n');
+console.log(`| section | benchmark | unit | ${A} | ${B} | ${A}/${B} | range ${A} / ${B} |`);
+console.log('| --- | --- | --- | ---: | ---: | ---: | --- |');
+for (const r of results) {
+  const [ma, mb] = r.samples.map(median);
+  // The ratio is the median of the per-round ratios: each pair ran seconds apart.
+  const ratio = median(r.samples[0].map((a, k) => a / r.samples[1][k]));
+  const spread = r.samples.map((xs) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`).join(' / ');
+  console.log(`| ${r.section} | ${r.name} | ${r.unit} | ${fmt(ma)} | ${fmt(mb)} | ${ratio.toFixed(2)} | ${spread} |`);
+}
+console.log(`\nHigher is better for every unit; ratio > 1 means ${A} is faster. ${A} and ${B} columns: medians of ${rounds} rounds;` +
+  ` ratio: median of the per-round ratios; range: min-max of each.`);

@@ -1,0 +1,117 @@
+import type { DeviceStats } from './stats.ts';
+
+/** One chunk held in memory. */
+export interface Entry {
+  readonly index: number;
+  /** The chunk's bytes (chunkLength long), or null for all zeros (object absent or to be deleted). */
+  data: Buffer | null;
+  /** Changed since it was last stored. */
+  dirty: boolean;
+  /** Bumped on every change: a store that finishes clears `dirty` only if nothing changed meanwhile. */
+  gen: number;
+  /** The store of this chunk in progress: at most one per chunk, so PUTs and DELETEs cannot reorder. */
+  storing: Promise<void> | null;
+  /** A buffer others may read: the one a store is sending, or the adapter's GET body. A writer copies it first. */
+  frozen: Buffer | null;
+  /** Why the last store failed, while the chunk stays dirty. */
+  error: Error | null;
+  /** Requests that waited for this chunk's GET and have not used it yet: not evictable. */
+  pins: number;
+}
+
+/** Memory accounted per entry on top of its data, so all-zero entries still count against the bound. */
+const ENTRY_OVERHEAD = 128;
+
+/**
+ * The chunk cache: LRU order (a Map re-inserted on use), byte accounting,
+ * and the dirty set in the order chunks became dirty. Only clean entries
+ * that no store or waiting request is using are evicted; dirty data is bounded separately by
+ * the device (maxDirty), which must be below the capacity.
+ */
+export class ChunkCache {
+  readonly capacity: number;
+  readonly dirty = new Set<Entry>();
+  readonly #entries = new Map<number, Entry>();
+  readonly #chunkLength: (i: number) => number;
+  readonly #stats: DeviceStats;
+  #bytes = 0;
+  #dirtyBytes = 0;
+
+  constructor(capacity: number, chunkLength: (i: number) => number, stats: DeviceStats) {
+    this.capacity = capacity;
+    this.#chunkLength = chunkLength;
+    this.#stats = stats;
+  }
+
+  get bytes(): number { return this.#bytes; }
+  get dirtyBytes(): number { return this.#dirtyBytes; }
+  get size(): number { return this.#entries.size; }
+
+  /** Look without changing the LRU order. */
+  peek(i: number): Entry | undefined {
+    return this.#entries.get(i);
+  }
+
+  /** Look and mark as most recently used. */
+  get(i: number): Entry | undefined {
+    const e = this.#entries.get(i);
+    if (e) {
+      this.#entries.delete(i);
+      this.#entries.set(i, e);
+    }
+    return e;
+  }
+
+  insert(i: number, data: Buffer | null, pins = 0): Entry {
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins };
+    this.#entries.set(i, e);
+    this.#bytes += cost(data);
+    this.evict(e);
+    return e;
+  }
+
+  setData(e: Entry, data: Buffer | null): void {
+    this.#bytes += cost(data) - cost(e.data);
+    e.data = data;
+    if (this.#entries.get(e.index) === e) this.evict(e);
+  }
+
+  markDirty(e: Entry): void {
+    if (e.dirty) return;
+    e.dirty = true;
+    this.dirty.add(e);
+    this.#dirtyBytes += this.#chunkLength(e.index);
+  }
+
+  markClean(e: Entry): void {
+    if (!e.dirty) return;
+    e.dirty = false;
+    this.dirty.delete(e);
+    this.#dirtyBytes -= this.#chunkLength(e.index);
+  }
+
+  /** Drop least recently used clean entries until within capacity (never `keep`). */
+  evict(keep?: Entry): void {
+    if (this.#bytes <= this.capacity) return;
+    for (const e of this.#entries.values()) {
+      if (this.#bytes <= this.capacity) break;
+      if (e === keep || e.dirty || e.storing || e.pins > 0) continue;
+      this.#entries.delete(e.index);
+      this.#bytes -= cost(e.data);
+      this.#stats.evictions++;
+    }
+  }
+
+  /** Forget every clean entry (tests, and to re-read after an external change). */
+  dropClean(): void {
+    for (const e of [...this.#entries.values()]) {
+      if (e.dirty || e.storing || e.pins > 0) continue;
+      this.#entries.delete(e.index);
+      this.#bytes -= cost(e.data);
+    }
+  }
+}
+
+function cost(data: Buffer | null): number {
+  return (data?.length ?? 0) + ENTRY_OVERHEAD;
+}

@@ -1,0 +1,162 @@
+/** createServer: listeners, connection bookkeeping, graceful shutdown. */
+import net from 'node:net';
+import { lstat, unlink } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+import { setPluginLogger } from '@nbdts/plugin-api';
+import type { Logger } from 'pino';
+import type { CreateServer, ServerHandle, ServerOptions } from './api.ts';
+import { Backend } from './backend.ts';
+import { Connection } from './connection.ts';
+
+const MiB = 1024 * 1024;
+
+function routePluginLogs(logger: Logger): void {
+  const plog = logger.child({ component: 'plugin' });
+  setPluginLogger({
+    debug: (msg, fields) => plog.debug(fields ?? {}, msg),
+    info: (msg, fields) => plog.info(fields ?? {}, msg),
+    warn: (msg, fields) => plog.warn(fields ?? {}, msg),
+    error: (msg, fields) => plog.error(fields ?? {}, msg),
+    get debugEnabled() { return plog.isLevelEnabled('debug'); },
+  });
+}
+
+/** Remove a socket file left by a dead server; refuse a live socket or a file that is not a socket. */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; not removing it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) throw Object.assign(new Error(`${path}: another server is listening on this socket`), { code: 'EADDRINUSE' });
+  await unlink(path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+}
+
+export const createServer: CreateServer = (opts: ServerOptions): ServerHandle => {
+  const log = opts.logger;
+  routePluginLogs(log);
+  const maxPayload = opts.maxPayload ?? 32 * MiB;
+  const maxInFlightBytes = opts.maxInFlightBytes ?? 64 * MiB;
+  const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 60_000;
+  const backend = new Backend(opts.plugin, opts.readonly ?? false, maxPayload, (m) => log.warn(m));
+
+  const listeners: net.Server[] = [];
+  const unixPaths: string[] = [];
+  const connections = new Set<Connection>();
+  const closedCallbacks: Array<() => void> = [];
+  let stopping = false;
+  let nextId = 1;
+
+  function serve(stream: Duplex, peer: string): Connection {
+    const id = nextId++;
+    const clog = log.child({ conn: id });
+    clog.debug({ peer }, 'connection');
+    const conn = new Connection(stream, {
+      backend, log: clog, maxInFlightBytes, maxPayload, handshakeTimeoutMs,
+      shuttingDown: () => stopping,
+      fastRead: stream instanceof net.Socket,
+    });
+    connections.add(conn);
+    void conn.closed.then(() => {
+      connections.delete(conn);
+      clog.debug('connection closed');
+      for (const cb of closedCallbacks) {
+        try { cb(); } catch (err) { log.warn({ err: (err as Error).message }, 'onConnectionClosed callback failed'); }
+      }
+    });
+    return conn;
+  }
+
+  function onSocket(socket: net.Socket): void {
+    if (stopping) { socket.destroy(); return; }
+    socket.setNoDelay(true);
+    serve(socket, socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix');
+  }
+
+  function newListener(): net.Server {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, onSocket);
+    server.on('error', (err) => log.error({ err: err.message }, 'listener error'));
+    return server;
+  }
+
+  function listen(server: net.Server, options: net.ListenOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      server.once('error', onError);
+      server.listen(options, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  return {
+    async listenTcp(host: string | undefined, port: number): Promise<AddressInfo[]> {
+      if (host !== undefined) {
+        const s = newListener();
+        await listen(s, { host, port });
+        listeners.push(s);
+        return [s.address() as AddressInfo];
+      }
+      // One dual-stack socket serves IPv4 and IPv6; fall back to IPv4 alone where IPv6 is off.
+      const s = newListener();
+      try {
+        await listen(s, { host: '::', port, ipv6Only: false });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw err;
+        await listen(s, { host: '0.0.0.0', port });
+      }
+      listeners.push(s);
+      return [s.address() as AddressInfo];
+    },
+
+    async listenUnix(path: string): Promise<void> {
+      await removeStaleSocket(path);
+      const s = newListener();
+      await listen(s, { path });
+      listeners.push(s);
+      unixPaths.push(path);
+    },
+
+    serveStream(stream: Duplex): Promise<void> {
+      return serve(stream, 'stream').closed;
+    },
+
+    get connectionCount(): number {
+      return connections.size;
+    },
+
+    onConnectionClosed(cb: () => void): void {
+      closedCallbacks.push(cb);
+    },
+
+    async shutdown(): Promise<void> {
+      stopping = true;
+      const closing = listeners.map((s) => new Promise<void>((r) => s.close(() => r())));
+      listeners.length = 0;
+      await Promise.all([...connections].map((c) => c.shutdown()));
+      await Promise.all(closing);
+      await Promise.all(unixPaths.map((p) => unlink(p).catch(() => {})));
+      unixPaths.length = 0;
+    },
+
+    destroy(): void {
+      stopping = true;
+      for (const s of listeners) s.close();
+      listeners.length = 0;
+      for (const c of connections) c.destroy();
+      for (const p of unixPaths) void unlink(p).catch(() => {});
+      unixPaths.length = 0;
+    },
+  };
+};

@@ -1,0 +1,62 @@
+/** Start the engine in-process on a Unix socket in a temp dir, and run real clients against it. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { Plugin } from '@nbdts/plugin-api';
+import { createServer, type ServerHandle, type ServerOptions } from '../src/index.ts';
+import { memPlugin, type MemOptions, type SparseMemory } from './mem-plugin.ts';
+
+export interface Running {
+  server: ServerHandle;
+  path: string;
+  uri: string;
+  mem: SparseMemory | undefined;
+  stop(): Promise<void>;
+}
+
+export async function start(
+  plugin: MemOptions | Plugin<unknown, unknown>,
+  opts: Partial<Omit<ServerOptions, 'plugin' | 'logger'>> = {},
+): Promise<Running> {
+  const dir = await mkdtemp(join(tmpdir(), 'nbdts-test-'));
+  const path = join(dir, 'nbd.sock');
+  let mem: SparseMemory | undefined;
+  let p: Plugin<unknown, unknown>;
+  if ('open' in plugin) p = plugin;
+  else ({ plugin: p, mem } = memPlugin(plugin));
+  const server = createServer({ plugin: p, logger: pino({ level: process.env.NBDTS_TEST_LOG ?? 'silent' }), ...opts });
+  await server.listenUnix(path);
+  return {
+    server, path, mem,
+    uri: `nbd+unix:///?socket=${path}`,
+    async stop() {
+      server.destroy();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RunResult { code: number; stdout: string; stderr: string }
+
+/** Run a command; never rejects on a non-zero exit (tests assert the code). */
+export function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, {
+      timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20,
+      env: { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}` },
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Run a Python snippet in nbdsh connected to `uri` (h is the handle; strict mode off for negative tests). */
+export function nbdsh(uri: string, script: string, o: { meta?: boolean } = {}): Promise<RunResult> {
+  const meta = o.meta === false ? '' : 'h.add_meta_context("base:allocation")\n';
+  const prelude = `import errno\nh.set_strict_mode(0)\n${meta}h.connect_uri(${JSON.stringify(uri)})\n`;
+  return run('nbdsh', ['-c', prelude + script]);
+}

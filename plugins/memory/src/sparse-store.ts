@@ -1,0 +1,192 @@
+import { ExtentType, nbdError, type Extent } from '@nbdts/plugin-api';
+
+/**
+ * Default page size. 64 KiB measured best overall (see docs/plugins/memory.md):
+ * smaller pages cost more map lookups and more buffers per read; larger pages
+ * waste memory on scattered small writes (a 4 KiB write allocates a whole page).
+ */
+export const DEFAULT_PAGE_SIZE = 64 * 1024;
+
+/**
+ * Zeros handed out for holes by read(). Shared by every store and every
+ * request: nothing may ever write into it. Holes longer than this are returned
+ * as several references to it.
+ */
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/** True when every byte of `buf` is zero (memcmp against the shared zeros). */
+export function isAllZero(buf: Buffer): boolean {
+  for (let pos = 0; pos < buf.length; pos += ZEROS.length) {
+    const n = Math.min(ZEROS.length, buf.length - pos);
+    if (!buf.subarray(pos, pos + n).equals(ZEROS.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+export interface StoreStats {
+  /** Export size in bytes. */
+  size: number;
+  pageSize: number;
+  /** Pages currently allocated. */
+  pages: number;
+  /** Bytes of page storage allocated (pages * pageSize). */
+  allocatedBytes: number;
+}
+
+/**
+ * A sparse byte array: storage exists only for pages that hold non-zero data.
+ * An absent page reads as zeros.
+ *
+ * Reads return subarrays of the pages without copying. Later writes change
+ * those pages in place, so a read reply still queued on a socket can see a
+ * write that arrived after it. That is allowed: NBD gives no ordering between
+ * requests in flight at the same time, and once a client has received a reply
+ * the socket is done with the buffers.
+ */
+export class SparseStore {
+  readonly size: number;
+  readonly pageSize: number;
+  readonly #pages = new Map<number, Buffer>();
+
+  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE) {
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad store size ${size}`);
+    if (!Number.isInteger(Math.log2(pageSize)) || pageSize < 512 || pageSize > ZEROS.length) {
+      throw new RangeError(`page size must be a power of two from 512 to ${ZEROS.length}, got ${pageSize}`);
+    }
+    this.size = size;
+    this.pageSize = pageSize;
+  }
+
+  stats(): StoreStats {
+    const pages = this.#pages.size;
+    return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize };
+  }
+
+  /** Drop every page (used by unload). */
+  clear(): void {
+    this.#pages.clear();
+  }
+
+  // The engine checks ranges before calling; this keeps a buggy caller from
+  // creating pages past the end of the export.
+  #check(count: number, offset: number, write: boolean): void {
+    if (offset < 0 || count < 0 || offset + count > this.size) {
+      throw nbdError(write ? 'ENOSPC' : 'EINVAL',
+        `request [${offset}, +${count}) is outside the ${this.size}-byte export`);
+    }
+  }
+
+  /** `count` bytes from `offset`, as page subarrays and shared zeros, without copying. */
+  read(count: number, offset: number): Buffer[] {
+    this.#check(count, offset, false);
+    const out: Buffer[] = [];
+    const ps = this.pageSize;
+    let pos = offset;
+    const end = offset + count;
+    let zeroRun = 0; // pending hole bytes, merged into as few buffers as possible
+    while (pos < end) {
+      const index = Math.floor(pos / ps);
+      const inPage = pos - index * ps;
+      const n = Math.min(ps - inPage, end - pos);
+      const page = this.#pages.get(index);
+      if (page === undefined) {
+        zeroRun += n;
+      } else {
+        if (zeroRun > 0) { pushZeros(out, zeroRun); zeroRun = 0; }
+        out.push(page.subarray(inPage, inPage + n));
+      }
+      pos += n;
+    }
+    if (zeroRun > 0) pushZeros(out, zeroRun);
+    return out;
+  }
+
+  /** Copy `buf` in at `offset`. Zeros written to an absent page allocate nothing. */
+  write(buf: Buffer, offset: number): void {
+    this.#check(buf.length, offset, true);
+    const ps = this.pageSize;
+    let done = 0;
+    while (done < buf.length) {
+      const pos = offset + done;
+      const index = Math.floor(pos / ps);
+      const inPage = pos - index * ps;
+      const n = Math.min(ps - inPage, buf.length - done);
+      let page = this.#pages.get(index);
+      if (page === undefined) {
+        if (!isAllZero(buf.subarray(done, done + n))) {
+          page = Buffer.alloc(ps);
+          buf.copy(page, inPage, done, done + n);
+          this.#pages.set(index, page);
+        }
+      } else if (n === ps && isAllZero(buf.subarray(done, done + n))) {
+        this.#pages.delete(index); // overwritten with zeros: give the memory back
+      } else {
+        buf.copy(page, inPage, done, done + n);
+      }
+      done += n;
+    }
+  }
+
+  /**
+   * Make a range read as zeros: whole pages are freed, partial ones zeroed in
+   * place (and freed if nothing else is left in them). Trim does the same: in
+   * memory, discarding is as cheap as zeroing and gives predictable reads.
+   */
+  zero(count: number, offset: number): void {
+    this.#check(count, offset, true);
+    const ps = this.pageSize;
+    const end = offset + count;
+    let pos = offset;
+    while (pos < end) {
+      const index = Math.floor(pos / ps);
+      const inPage = pos - index * ps;
+      const n = Math.min(ps - inPage, end - pos);
+      // Skipping an absent stretch page by page is fine: each step is one lookup.
+      const page = this.#pages.get(index);
+      if (page !== undefined) {
+        if (n === ps) {
+          this.#pages.delete(index);
+        } else {
+          page.fill(0, inPage, inPage + n);
+          if (isAllZero(page)) this.#pages.delete(index);
+        }
+      }
+      pos += n;
+    }
+  }
+
+  /**
+   * Allocation map of [offset, offset + count): absent pages are holes that
+   * read as zeros, present pages are data. Adjacent pages of the same kind are
+   * merged. Stops after `maxExtents` extents (the client asks again from there).
+   */
+  extents(count: number, offset: number, maxExtents = Infinity): Extent[] {
+    this.#check(count, offset, false);
+    const out: Extent[] = [];
+    const ps = this.pageSize;
+    const end = offset + count;
+    let pos = offset;
+    while (pos < end) {
+      const index = Math.floor(pos / ps);
+      const n = Math.min((index + 1) * ps, end) - pos;
+      const type = this.#pages.has(index) ? ExtentType.DATA : ExtentType.SPARSE;
+      const last = out[out.length - 1];
+      if (last !== undefined && last.type === type) {
+        last.length += n;
+      } else {
+        if (out.length === maxExtents) break;
+        out.push({ offset: pos, length: n, type });
+      }
+      pos += n;
+    }
+    return out;
+  }
+}
+
+function pushZeros(out: Buffer[], count: number): void {
+  while (count > 0) {
+    const n = Math.min(count, ZEROS.length);
+    out.push(ZEROS.subarray(0, n));
+    count -= n;
+  }
+}

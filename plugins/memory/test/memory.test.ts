@@ -1,0 +1,212 @@
+import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
+import fc from 'fast-check';
+import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
+import memoryPlugin, { createMemoryPlugin, SparseStore, isAllZero, type MemoryHandle } from '../src/index.ts';
+
+beforeAll(() => {
+  const quiet = () => {};
+  setPluginLogger({ debug: quiet, info: quiet, warn: quiet, error: quiet, debugEnabled: false });
+});
+
+const PS = 4096; // small pages keep the tests quick and the page arithmetic visible
+
+/** A fresh plugin instance, configured and opened the way the engine does it. */
+async function openMemory(size: string, pageSize = PS) {
+  const plugin = createMemoryPlugin({ pageSize });
+  const config = await plugin.config!.parseAsync({ size });
+  await plugin.getReady!(config);
+  const h = await plugin.open('', false);
+  return { plugin, h, store: plugin.store! };
+}
+
+/** Join what read() returned and check it is exactly `count` bytes. */
+function readAll(plugin: ReturnType<typeof createMemoryPlugin>, h: MemoryHandle, count: number, offset: number): Buffer {
+  const parts = plugin.read!(h, count, offset, 0) as Buffer[];
+  const out = Buffer.concat(parts);
+  expect(out.length).toBe(count);
+  return out;
+}
+
+describe('memory plugin', () => {
+  it('default export is a plugin named memory with size as magic key', () => {
+    expect(memoryPlugin.name).toBe('memory');
+    expect(memoryPlugin.magicConfigKey).toBe('size');
+    expect(memoryPlugin.config!.safeParse({}).success).toBe(false);
+    expect(memoryPlugin.config!.safeParse({ size: 'lots' }).success).toBe(false);
+    expect(memoryPlugin.config!.parse({ size: '1G' })).toEqual({ size: 2 ** 30 });
+  });
+
+  it('advertises everything a RAM disk can do', async () => {
+    const { plugin, h } = await openMemory('1M');
+    expect(await plugin.getSize(h)).toBe(2 ** 20);
+    expect(plugin.canFlush!(h)).toBe(true);
+    expect(plugin.canFua!(h)).toBe('native');
+    expect(plugin.canMultiConn!(h)).toBe(true);
+    expect(plugin.canZero!(h)).toBe('native');
+    expect(plugin.canFastZero!(h)).toBe(true);
+    expect(plugin.canCache!(h)).toBe('native');
+  });
+
+  it('unwritten space reads as zeros and allocates nothing', async () => {
+    const { plugin, h, store } = await openMemory('1G', 65536);
+    const data = readAll(plugin, h, 3 * 2 ** 20, 2 ** 29 - 12345);
+    expect(isAllZero(data)).toBe(true);
+    expect(store.stats().pages).toBe(0);
+  });
+
+  it('reads back writes that cross page boundaries', async () => {
+    const { plugin, h, store } = await openMemory('64K');
+    const buf = Buffer.alloc(3 * PS + 100);
+    for (let i = 0; i < buf.length; i++) buf[i] = (i * 7 + 1) & 0xff || 1;
+    await plugin.pwrite!(h, buf, PS - 50, 0);
+    expect(store.stats().pages).toBe(5); // touches pages 0..4
+    expect(readAll(plugin, h, buf.length, PS - 50)).toEqual(buf);
+    // The bytes either side are still zero.
+    const around = readAll(plugin, h, 5 * PS, 0);
+    expect(isAllZero(around.subarray(0, PS - 50))).toBe(true);
+    expect(isAllZero(around.subarray(PS - 50 + buf.length))).toBe(true);
+  });
+
+  it('read returns page subarrays without copying', async () => {
+    const { plugin, h } = await openMemory('64K');
+    await plugin.pwrite!(h, Buffer.alloc(PS, 0xaa), 0, 0);
+    const [first] = plugin.read!(h, 10, 0, 0) as Buffer[];
+    await plugin.pwrite!(h, Buffer.from([0xbb]), 0, 0);
+    // Same memory: the later write shows through (see SparseStore's comment on why that is fine).
+    expect(first![0]).toBe(0xbb);
+  });
+
+  it('an all-zero write to an absent page allocates nothing; a whole-page zero write frees', async () => {
+    const { plugin, h, store } = await openMemory('64K');
+    await plugin.pwrite!(h, Buffer.alloc(3 * PS), 100, 0);
+    expect(store.stats().pages).toBe(0);
+    await plugin.pwrite!(h, Buffer.alloc(PS, 1), PS, 0);
+    expect(store.stats().pages).toBe(1);
+    await plugin.pwrite!(h, Buffer.alloc(PS), PS, 0);
+    expect(store.stats().pages).toBe(0);
+  });
+
+  it('trim and zero free whole pages and zero partial ones', async () => {
+    const { plugin, h, store } = await openMemory('64K');
+    await plugin.pwrite!(h, Buffer.alloc(4 * PS, 0x55), 0, 0);
+    expect(store.stats()).toMatchObject({ pages: 4, allocatedBytes: 4 * PS });
+
+    await plugin.trim!(h, 2 * PS, PS / 2, 0); // half of 0, all of 1, half of 2
+    expect(store.stats().pages).toBe(3);
+    const after = readAll(plugin, h, 4 * PS, 0);
+    expect(after.subarray(0, PS / 2).every((b) => b === 0x55)).toBe(true);
+    expect(isAllZero(after.subarray(PS / 2, PS / 2 + 2 * PS))).toBe(true);
+    expect(after.subarray(PS / 2 + 2 * PS).every((b) => b === 0x55)).toBe(true);
+
+    await plugin.zero!(h, PS / 2, 0, Flag.MAY_TRIM); // page 0 now all zero: freed
+    await plugin.zero!(h, PS / 2, 2 * PS + PS / 2, 0); // page 2 likewise
+    expect(store.stats().pages).toBe(1);
+    await plugin.zero!(h, 100, 3 * PS + 10, Flag.FAST_ZERO); // partial: page kept
+    expect(store.stats().pages).toBe(1);
+    expect(readAll(plugin, h, 200, 3 * PS)).toEqual(
+      Buffer.concat([Buffer.alloc(10, 0x55), Buffer.alloc(100), Buffer.alloc(90, 0x55)]));
+  });
+
+  it('extents report holes for absent pages and data for present ones', async () => {
+    const { plugin, h } = await openMemory('64K');
+    await plugin.pwrite!(h, Buffer.alloc(10, 1), PS + 5, 0);
+    await plugin.pwrite!(h, Buffer.alloc(2 * PS, 1), 3 * PS, 0);
+    expect(await plugin.extents!(h, 64 * 1024, 0, 0)).toEqual([
+      { offset: 0, length: PS, type: ExtentType.HOLE | ExtentType.ZERO },
+      { offset: PS, length: PS, type: ExtentType.DATA },
+      { offset: 2 * PS, length: PS, type: ExtentType.SPARSE },
+      { offset: 3 * PS, length: 2 * PS, type: ExtentType.DATA },
+      { offset: 5 * PS, length: 64 * 1024 - 5 * PS, type: ExtentType.SPARSE },
+    ]);
+    // Starting mid-page, and REQ_ONE stops after the first extent.
+    expect(await plugin.extents!(h, 3 * PS, 3 * PS + 7, Flag.REQ_ONE)).toEqual([
+      { offset: 3 * PS + 7, length: 2 * PS - 7, type: ExtentType.DATA },
+    ]);
+  });
+
+  it('every handle shares one store (multi-conn)', async () => {
+    const { plugin, h } = await openMemory('64K');
+    const h2 = await plugin.open('', false);
+    await plugin.pwrite!(h, Buffer.from('hello'), 1000, Flag.FUA);
+    await plugin.flush!(h, 0);
+    expect(readAll(plugin, h2, 5, 1000).toString()).toBe('hello');
+  });
+
+  it('refuses requests past the end even if the engine let one through', async () => {
+    const { plugin, h, store } = await openMemory('8K');
+    expect(() => plugin.pwrite!(h, Buffer.alloc(10, 1), 8192 - 5, 0)).toThrow(NbdError);
+    expect(() => plugin.read!(h, 1, 8192, 0)).toThrow(/outside the 8192-byte export/);
+    expect(store.stats().pages).toBe(0);
+    expect(readAll(plugin, h, 0, 8192).length).toBe(0); // zero-length at the end is fine
+  });
+
+  it('unload frees the pages', async () => {
+    const { plugin, h, store } = await openMemory('64K');
+    await plugin.pwrite!(h, Buffer.alloc(PS, 9), 0, 0);
+    await plugin.unload!();
+    expect(store.stats().pages).toBe(0);
+  });
+
+  it('a 1 GiB export with a few writes keeps memory small', async () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const { plugin, h, store } = await openMemory('1G', 65536);
+    for (let i = 0; i < 16; i++) await plugin.pwrite!(h, Buffer.alloc(4096, i + 1), i * 2 ** 26 + 777, 0);
+    const grown = process.memoryUsage().arrayBuffers - before;
+    expect(store.stats().pages).toBe(16);
+    expect(grown).toBeLessThan(4 * 2 ** 20); // 16 pages = 1 MiB, plus slack; the export is 1024 MiB
+    expect(readAll(plugin, h, 4096, 5 * 2 ** 26 + 777).every((b) => b === 6)).toBe(true);
+  });
+});
+
+describe('SparseStore against a flat Buffer model', () => {
+  type Op =
+    | { kind: 'write'; offset: number; length: number; fill: number }
+    | { kind: 'zero' | 'trim'; offset: number; length: number };
+  const SIZE = 5 * 512 + 37; // not a multiple of the page size: the last page is partial
+  const range = fc.integer({ min: 0, max: SIZE }).chain((offset) =>
+    fc.integer({ min: 0, max: SIZE - offset }).map((length) => ({ offset, length })));
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.tuple(range, fc.integer({ min: 0, max: 3 })).map(([r, fill]) => ({ kind: 'write' as const, ...r, fill })),
+    range.map((r) => ({ kind: 'zero' as const, ...r })),
+    range.map((r) => ({ kind: 'trim' as const, ...r })),
+  );
+
+  let store: SparseStore;
+  beforeEach(() => { store = new SparseStore(SIZE, 512); });
+
+  it('reads, extents and page counts always agree with the model', () => {
+    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), range, (ops, probe) => {
+      store = new SparseStore(SIZE, 512);
+      const model = Buffer.alloc(SIZE);
+      for (const o of ops) {
+        if (o.kind === 'write') {
+          // fill 0 writes zeros; otherwise a pattern with some zero bytes in it
+          const buf = Buffer.alloc(o.length);
+          for (let i = 0; i < o.length; i++) buf[i] = o.fill === 0 ? 0 : (i % 5 === 0 ? 0 : o.fill);
+          store.write(buf, o.offset);
+          buf.copy(model, o.offset);
+        } else {
+          store.zero(o.length, o.offset);
+          model.fill(0, o.offset, o.offset + o.length);
+        }
+      }
+      expect(Buffer.concat(store.read(probe.length, probe.offset))).toEqual(
+        model.subarray(probe.offset, probe.offset + probe.length));
+      // Extents tile the range exactly, and data extents cover every non-zero byte.
+      const ext = store.extents(probe.length, probe.offset);
+      let pos = probe.offset;
+      for (const e of ext) {
+        expect(e.offset).toBe(pos);
+        expect(e.length).toBeGreaterThan(0);
+        if (e.type !== ExtentType.DATA) expect(isAllZero(model.subarray(e.offset, e.offset + e.length))).toBe(true);
+        pos += e.length;
+      }
+      expect(pos).toBe(probe.offset + probe.length);
+      // Only pages with non-zero bytes may stay allocated after writes/zeros... except
+      // partially overwritten pages, which are kept; so check the upper bound only.
+      const pagesWithData = new Set<number>();
+      for (let i = 0; i < SIZE; i++) if (model[i] !== 0) pagesWithData.add(Math.floor(i / 512));
+      expect(store.stats().pages).toBeGreaterThanOrEqual(pagesWithData.size);
+    }), { numRuns: 300 });
+  });
+});

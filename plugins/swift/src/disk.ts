@@ -1,0 +1,30 @@
+import { ConfigError } from '@nbdts/plugin-api';
+import { StoreError } from '@nbdts/objstore';
+import { SwiftConnection, SwiftContainerStore, createAuthenticator, type AuthOptions } from './client/index.ts';
+
+/** A connection + container store for one container, with a user-facing error when the options do not add up. */
+export function containerStore(container: string, auth: AuthOptions, options: { listLimit?: number } = {}): SwiftContainerStore {
+  let authenticator;
+  try {
+    authenticator = createAuthenticator(auth);
+  } catch (err) {
+    throw new ConfigError(`swift: ${container}: ${(err as Error).message}`);
+  }
+  return new SwiftContainerStore(new SwiftConnection(authenticator, { timeoutMs: auth.timeoutMs }), container, options);
+}
+
+/** Turn a store failure at start-up into one line that says what to do. */
+export function startupError(container: string, err: unknown): Error {
+  if (err instanceof ConfigError) return err;
+  if (err instanceof StoreError) {
+    const hint = {
+      auth: 'check the credentials (username, password, project) and that the user may use this container',
+      transient: 'is Swift running and reachable at that URL? (the request was not retried at start-up)',
+      'missing-container': 'create it with size= or nbdts-swift setup',
+      precondition: '',
+      fatal: '',
+    }[err.kind];
+    return new ConfigError(`swift: ${container}: ${err.message}${hint ? `; ${hint}` : ''}`, { cause: err });
+  }
+  return err as Error;
+}
