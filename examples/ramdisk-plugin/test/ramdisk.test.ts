@@ -7,7 +7,7 @@ import ramdisk from '../src/index.ts';
 async function start(params: Record<string, string>) {
   const config = await ramdisk.config!.parseAsync(params);
   await ramdisk.configComplete!(config);
-  await ramdisk.getReady!(config);
+  await ramdisk.getReady!(config, { readonly: false });
   return config;
 }
 

@@ -106,7 +106,7 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
       const f = filters[i]!;
       await named(f.name, () => f.configComplete?.(filterConfigs[i]));
     }
-    await named(plugin.name, () => plugin.getReady?.(config));
+    await named(plugin.name, () => plugin.getReady?.(config, { readonly: opts.readonly }));
 
     const engine = injected ?? await loadEngine();
     let backend: Plugin<unknown, unknown> = plugin;

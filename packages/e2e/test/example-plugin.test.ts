@@ -52,3 +52,40 @@ describe.skipIf(serverKind() !== 'nbdts')('example ramdisk plugin loaded by path
     await expect(startServer([PLUGIN, 'size=lots'])).rejects.toThrow(/size/);
   });
 });
+
+describe.skipIf(serverKind() !== 'nbdts')('example read-only filter over the memory plugin', () => {
+  const FILTER = '--filter=./examples/read-only-filter/src/index.ts';
+
+  it('ro-mode=refuse advertises a read-only export; reads still work', async () => {
+    const srv = await startServer([FILTER, 'memory', 'size=4M']);
+    try {
+      const e = (await nbdinfoJson(srv.uri)).exports[0]!;
+      expect(e.is_read_only).toBe(true);
+      expect(e['export-size']).toBe(4 * MiB);
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
+  });
+
+  it('ro-mode=fail ro-after=2: two writes pass, then writes, zeroes and trims fail with ro-error', async () => {
+    const srv = await startServer([FILTER, 'memory', 'size=4M', 'ro-mode=fail', 'ro-after=2', 'ro-error=ENOSPC']);
+    try {
+      const out = await nbdshOk(`
+import errno
+def tryit(f):
+    try:
+        f()
+        return "ok"
+    except nbd.Error as e:
+        return errno.errorcode.get(e.errnum, str(e.errnum))
+print(h.is_read_only(),
+      tryit(lambda: h.pwrite(b"1" * 4096, 0)), tryit(lambda: h.pwrite(b"2" * 4096, 4096)),
+      tryit(lambda: h.pwrite(b"3" * 4096, 8192)), tryit(lambda: h.zero(4096, 0)), tryit(lambda: h.trim(4096, 0)),
+      h.pread(8192, 0) == b"1" * 4096 + b"2" * 4096, h.pread(4096, 8192) == bytes(4096))
+`, srv.uri);
+      expect(out.trim()).toBe('False ok ok ENOSPC ENOSPC ENOSPC True True');
+    } finally {
+      expect(await srv.stop()).toBe(0);
+    }
+  });
+});

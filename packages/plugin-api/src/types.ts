@@ -22,6 +22,12 @@ export interface Extent {
   type: number;
 }
 
+/** What the server was asked to do, as getReady sees it. */
+export interface ServerInfo {
+  /** -r: every export is served read-only, so no write will come (a plugin need not lock). */
+  readonly: boolean;
+}
+
 export interface ExportInfo {
   name: string;
   description?: string;
@@ -75,8 +81,8 @@ export interface Plugin<C = unknown, H = unknown> {
 
   /** The config is parsed: check combinations of parameters. Throw ConfigError to refuse. */
   configComplete?(config: C): Awaitable<void>;
-  /** About to serve: connect to stores, take locks. Throw ConfigError for one clear line at start. */
-  getReady?(config: C): Awaitable<void>;
+  /** About to serve: connect to stores, take locks (not when `server.readonly`). Throw ConfigError for one clear line at start. */
+  getReady?(config: C, server: ServerInfo): Awaitable<void>;
   /** The server is stopping (after every handle was flushed and closed): release everything. */
   unload?(): Awaitable<void>;
 

@@ -45,7 +45,7 @@ function tempFile(size: number): string {
 async function openFile(file: string, opts: { native?: FileOps | null; readonly?: boolean; params?: Record<string, string> } = {}) {
   const plugin = createFilePlugin({ native: opts.native === undefined ? native : opts.native });
   const config = await plugin.config!.parseAsync({ file, ...opts.params });
-  await plugin.getReady!(config);
+  await plugin.getReady!(config, { readonly: false });
   const h = await plugin.open('', opts.readonly ?? false);
   return { plugin, h };
 }
@@ -69,7 +69,7 @@ describe('file plugin', () => {
 
   it('refuses a missing file or a directory with a clear message', async () => {
     const plugin = createFilePlugin({ native });
-    const ready = async (file: string) => plugin.getReady!(plugin.config!.parse({ file }));
+    const ready = async (file: string) => plugin.getReady!(plugin.config!.parse({ file }), { readonly: false });
     await expect(ready(path.join(dir, 'nope.img'))).rejects.toThrow(ConfigError);
     await expect(ready(path.join(dir, 'nope.img'))).rejects.toThrow(/does not exist; create it first, e.g. truncate -s/);
     await expect(ready(dir)).rejects.toThrow(/not a regular file/);

@@ -1,4 +1,5 @@
 import { ExtentType, nbdError, type Extent } from '@nbdts/plugin-api';
+import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
 
 /**
  * Default page size. 64 KiB measured best overall (see docs/plugins/memory.md):
@@ -31,6 +32,13 @@ export interface StoreStats {
   pages: number;
   /** Bytes of page storage allocated (pages * pageSize). */
   allocatedBytes: number;
+  /** Slab size: pages are carved from slabs this big. */
+  slabSize: number;
+  /**
+   * Bytes of slabs the store keeps alive: every slab holding a live page, plus
+   * the one being carved. At least allocatedBytes; more after scattered frees.
+   */
+  slabBytes: number;
 }
 
 /**
@@ -47,24 +55,36 @@ export class SparseStore {
   readonly size: number;
   readonly pageSize: number;
   readonly #pages = new Map<number, Buffer>();
+  readonly #alloc: PageAllocator;
 
-  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE) {
+  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE, slabSize = DEFAULT_SLAB_SIZE) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad store size ${size}`);
     if (!Number.isInteger(Math.log2(pageSize)) || pageSize < 512 || pageSize > ZEROS.length) {
       throw new RangeError(`page size must be a power of two from 512 to ${ZEROS.length}, got ${pageSize}`);
     }
     this.size = size;
     this.pageSize = pageSize;
+    this.#alloc = new PageAllocator(pageSize, slabSize, size);
+  }
+
+  get slabSize(): number {
+    return this.#alloc.slabSize;
   }
 
   stats(): StoreStats {
     const pages = this.#pages.size;
-    return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize };
+    const slabs = new Set<ArrayBufferLike>();
+    for (const page of this.#pages.values()) slabs.add(page.buffer);
+    if (this.#alloc.current !== undefined) slabs.add(this.#alloc.current.buffer);
+    const slabSize = this.#alloc.slabSize;
+    return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize,
+      slabSize, slabBytes: slabs.size * slabSize };
   }
 
   /** Drop every page (used by unload). */
   clear(): void {
     this.#pages.clear();
+    this.#alloc.reset();
   }
 
   // The engine checks ranges before calling; this keeps a buggy caller from
@@ -114,7 +134,7 @@ export class SparseStore {
       let page = this.#pages.get(index);
       if (page === undefined) {
         if (!isAllZero(buf.subarray(done, done + n))) {
-          page = Buffer.alloc(ps);
+          page = this.#alloc.alloc();
           buf.copy(page, inPage, done, done + n);
           this.#pages.set(index, page);
         }

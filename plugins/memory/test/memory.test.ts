@@ -14,7 +14,7 @@ const PS = 4096; // small pages keep the tests quick and the page arithmetic vis
 async function openMemory(size: string, pageSize = PS) {
   const plugin = createMemoryPlugin({ pageSize });
   const config = await plugin.config!.parseAsync({ size });
-  await plugin.getReady!(config);
+  await plugin.getReady!(config, { readonly: false });
   const h = await plugin.open('', false);
   return { plugin, h, store: plugin.store! };
 }

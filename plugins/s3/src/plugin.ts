@@ -23,8 +23,8 @@ export function createS3Plugin() {
     usage,
     config: s3Config,
     configComplete: checkConfig,
-    async getReady(config) {
-      disk = await openDisk(config);
+    async getReady(config, server) {
+      disk = await openDisk(config, server.readonly);
     },
     async unload() {
       const d = disk;

@@ -65,7 +65,7 @@ async function chooseLayout(store: S3Store, c: S3Config): Promise<{ layout: Layo
  * split disk and open the block device. Start-up problems are ConfigErrors
  * of one line.
  */
-export async function openDisk(c: S3Config): Promise<S3Disk> {
+export async function openDisk(c: S3Config, readonly = false): Promise<S3Disk> {
   const opts = connectOptions(c);
   const store = await connect(opts, c.bucket);
   let lock: HeldLock | undefined;
@@ -73,7 +73,8 @@ export async function openDisk(c: S3Config): Promise<S3Disk> {
     // Anonymous users may read a public object in a bucket they cannot HEAD.
     if (!c.anonymous) await store.checkBucket(c.key);
     const { layout, mode } = await chooseLayout(store, c);
-    if (mode === 'split' && c.lock) lock = await takeLock(store, c.key, c.force);
+    // A read-only server (-r) writes nothing, so it needs no lock and may run beside a writer.
+    if (mode === 'split' && c.lock && !readonly) lock = await takeLock(store, c.key, c.force);
     const device = await ObjectDevice.open(store, layout, {
       cacheSize: c.cacheSize,
       readahead: c.readahead,
@@ -83,6 +84,7 @@ export async function openDisk(c: S3Config): Promise<S3Disk> {
       // S3 (and RGW) list what was written: split objects not listed read as zeros without a
       // GET. Single-object mode lists nothing, so trusting the (empty) listing would read zeros.
       trustListing: mode === 'split',
+      readOnly: readonly || mode === 'single',
     });
     log.info(`s3: serving ${mode === 'single' ? 'object' : 'split disk'} ${c.bucket}/${c.key} ` +
       `(${formatSize(layout.size)}${mode === 'split' ? `, objects of ${formatSize(layout.chunkSize)}` : ', read-only'}) from ${store.description}`);

@@ -58,7 +58,7 @@ describe('split disks shared with nbdkit S3', () => {
       bucket: store.bucket, key, size: String(SIZE), objectSize: '64K',
     });
     await plugin.configComplete!(config);
-    await plugin.getReady!(config);
+    await plugin.getReady!(config, { readonly: false });
     return { plugin, h: await plugin.open('', false) };
   }
 

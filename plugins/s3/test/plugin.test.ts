@@ -14,12 +14,12 @@ async function parse(params: Record<string, string>): Promise<S3Config> {
 }
 
 /** getReady + open, as the engine does it. */
-async function start(params: Record<string, string>): Promise<{ plugin: S3Plugin; h: S3Disk }> {
+async function start(params: Record<string, string>, readonly = false): Promise<{ plugin: S3Plugin; h: S3Disk }> {
   const plugin = createS3Plugin() as S3Plugin;
   const config = await parse(params);
   await plugin.configComplete!(config);
-  await plugin.getReady!(config);
-  return { plugin, h: await plugin.open('', false) };
+  await plugin.getReady!(config, { readonly });
+  return { plugin, h: await plugin.open('', readonly) };
 }
 
 async function startFails(params: Record<string, string>): Promise<string> {
@@ -124,6 +124,27 @@ describe('s3 plugin on Ceph RGW', () => {
       await second.plugin.unload!();
     } finally {
       await first.plugin.unload!();
+    }
+  });
+
+  it('serves a locked split disk read-only (-r) without touching the lock', async () => {
+    const params = { ...creds, key: 'shared', size: '1M', objectSize: '64K' };
+    const writer = await start(params);
+    try {
+      const data = Buffer.alloc(65536, 0x5a);
+      await writer.plugin.pwrite!(writer.h, data, 65536, Flag.FUA);
+      const lockBefore = await store.get(lockKey('shared'));
+      const reader = await start(params, true);
+      try {
+        expect(await read(reader.plugin, reader.h, 65536, 65536)).toEqual(data);
+        expect(await reader.plugin.canWrite!(reader.h)).toBe(false);
+      } finally {
+        await reader.plugin.unload!();
+      }
+      // The reader neither replaced nor released the writer's lock.
+      expect(await store.get(lockKey('shared'))).toEqual(lockBefore);
+    } finally {
+      await writer.plugin.unload!();
     }
   });
 

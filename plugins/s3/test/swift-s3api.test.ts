@@ -68,11 +68,11 @@ describe('S3Store against Swift s3api', () => {
     const params = { endpointUrl: target.endpoint, accessKey: target.accessKey, secretKey: target.secretKey,
       bucket: store.bucket, key: 'vol', size: '1M', objectSize: '64K' };
     const locked = createS3Plugin();
-    const err = await Promise.resolve(locked.getReady!(await s3Config.parseAsync(params))).then(() => null, (e: unknown) => e);
+    const err = await Promise.resolve(locked.getReady!(await s3Config.parseAsync(params), { readonly: false })).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/does not support conditional PUTs.*lock=false/);
     const plugin = createS3Plugin();
-    await plugin.getReady!(await s3Config.parseAsync({ ...params, lock: 'false' }));
+    await plugin.getReady!(await s3Config.parseAsync({ ...params, lock: 'false' }), { readonly: false });
     try {
       const h = await plugin.open('', false);
       const data = randomBytes(100_000);

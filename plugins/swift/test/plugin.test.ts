@@ -59,7 +59,7 @@ async function startPlugin(params: Record<string, string>): Promise<Plugin<Swift
   const config = await swiftConfig.parseAsync({ authUrl: env.authUrl, username: env.user, password: env.key, ...params });
   await plugin.configComplete!(config);
   started.push(plugin);
-  await plugin.getReady!(config);
+  await plugin.getReady!(config, { readonly: false });
   return plugin;
 }
 
@@ -203,7 +203,7 @@ describe('secrets file', () => {
     await plugin.configComplete!(config);
     started.push(plugin);
     expect(warnings.some((w) => w.includes('readable by group or others'))).toBe(true);
-    await plugin.getReady!(config);
+    await plugin.getReady!(config, { readonly: false });
     expect((await plugin.listExports!(false)).map((e) => e.name)).toEqual([a, b]);
     expect(await plugin.defaultExport!(false)).toBe(a);
     const ha = await plugin.open(a, false);
@@ -243,7 +243,7 @@ describe('secrets file', () => {
     const config = await swiftConfig.parseAsync({ secrets: file, container: a });
     await plugin.configComplete!(config);
     started.push(plugin);
-    await plugin.getReady!(config);
+    await plugin.getReady!(config, { readonly: false });
     expect(warnings.filter((w) => w.includes('readable'))).toEqual([]);
     expect((await plugin.listExports!(false)).map((e) => e.name)).toEqual([a]);
   });
