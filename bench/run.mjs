@@ -9,6 +9,7 @@
 //   node bench/run.mjs --a nbdkit --b nbdkit   # sanity check: ratio ~1.0
 //   node bench/run.mjs --size 256M --only fio  # quick run, benchmarks matching "fio"
 //   node bench/run.mjs --sections memory,swift # sections from bench/sections/*.mjs
+//   node bench/run.mjs --sections s3 --size 256M  # s3 plugin on Ceph RGW vs nbdkit S3 and raw S3
 import { readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { median, requireTools, startServer } from './lib.mjs';
@@ -54,6 +55,18 @@ for (const name of opt.sections.split(',')) {
   const mod = await import(`./sections/${name}.mjs`);
   const section = mod.default(config);
   await requireTools(section.tools ?? []);
+  // A section with its own run() takes its rounds itself (fresh servers per
+  // measurement, a third contender such as the raw store); it returns table
+  // rows like the ones below, with contenders named in each row's name.
+  if (section.run) {
+    await section.setup?.();
+    try {
+      results.push(...await section.run({ rounds, only: opt.only, log: (s) => console.log(s) }));
+    } finally {
+      await section.teardown?.();
+    }
+    continue;
+  }
   const benches = section.benchmarks.filter((b) => !opt.only || b.name.includes(opt.only));
   const rows = benches.map((b) => ({ section: section.name, name: b.name, unit: b.unit, samples: [[], []] }));
   results.push(...rows);
@@ -101,3 +114,4 @@ for (const r of results) {
 }
 console.log(`\nHigher is better for every unit; ratio > 1 means ${A} is faster. ${A} and ${B} columns: medians of ${rounds} rounds;` +
   ` ratio: median of the per-round ratios; range: min-max of each.`);
+if (results.some((r) => r.labels)) console.log(`Rows naming "X vs Y" (from sections with their own run()): the ${A} column is X, the ${B} column Y.`);

@@ -15,6 +15,16 @@ if [[ ${NBDTS_SKIP_SETUP:-0} != 1 ]]; then
   fi
 fi
 
+# Tests start the Swift and Ceph stores on demand (scripts/stores/*.sh start);
+# stop them afterwards unless asked to keep them for the next run.
+stop_stores() {
+  [[ ${NBDTS_KEEP_STORES:-0} == 1 ]] && return
+  for store in scripts/stores/*.sh; do
+    [[ -e $store ]] && bash "$store" stop >/dev/null 2>&1
+  done
+}
+trap stop_stores EXIT
+
 mkdir -p .test-tmp
 report=.test-tmp/vitest.json
 rm -f "$report"

@@ -7,3 +7,4 @@ export { DEFAULT_RETRY, VerifyError, backoffDelay, isRetryable, withRetry, type 
 export { md5Hex } from './io.ts';
 export { isAllZero } from './zero.ts';
 export type { DeviceStats } from './stats.ts';
+export { Progress, parallel, consoleOutput, stderrLogger, type Output } from './ctl-support.ts';

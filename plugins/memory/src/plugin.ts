@@ -1,5 +1,6 @@
 import { definePlugin, formatSize, log, param, z, ConfigError, Flag, type Plugin } from '@nbdts/plugin-api';
 import { SparseStore, DEFAULT_PAGE_SIZE } from './sparse-store.ts';
+import { DEFAULT_SLAB_SIZE } from './page-allocator.ts';
 
 export const memoryConfig = z.object({
   size: param.size().describe('Size of the RAM disk, e.g. 1G. Memory is used only for data written.'),
@@ -15,6 +16,8 @@ export interface MemoryHandle {
 export interface MemoryPluginOptions {
   /** Page size in bytes (power of two). Tests use small pages; the default is measured to be fastest. */
   pageSize?: number;
+  /** Pages are carved from slabs this big (a multiple of pageSize; capped at the export size). */
+  slabSize?: number;
 }
 
 /**
@@ -42,11 +45,12 @@ export function createMemoryPlugin(options: MemoryPluginOptions = {}): Plugin<Me
     getReady(config) {
       const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
       try {
-        store = new SparseStore(config.size, pageSize);
+        store = new SparseStore(config.size, pageSize, options.slabSize ?? DEFAULT_SLAB_SIZE);
       } catch (err) {
         throw new ConfigError(`memory: ${(err as Error).message}`);
       }
-      log.info(`memory: ${formatSize(config.size)} RAM disk, allocated in ${formatSize(pageSize)} pages as data is written`);
+      log.info(`memory: ${formatSize(config.size)} RAM disk, allocated in ${formatSize(pageSize)} pages ` +
+        `(carved from ${formatSize(store.slabSize)} slabs) as data is written`);
     },
 
     unload() {

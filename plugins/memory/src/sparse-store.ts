@@ -36,7 +36,8 @@ export interface StoreStats {
   slabSize: number;
   /**
    * Bytes of slabs the store keeps alive: every slab holding a live page, plus
-   * the one being carved. At least allocatedBytes; more after scattered frees.
+   * the one being carved. More than allocatedBytes after scattered frees, but
+   * sparse slabs are evacuated, so at most about 4x (plus one slab).
    */
   slabBytes: number;
 }
@@ -49,7 +50,8 @@ export interface StoreStats {
  * those pages in place, so a read reply still queued on a socket can see a
  * write that arrived after it. That is allowed: NBD gives no ordering between
  * requests in flight at the same time, and once a client has received a reply
- * the socket is done with the buffers.
+ * the socket is done with the buffers. Freed page memory is never given to
+ * another offset (see PageAllocator), so a reply never shows foreign data.
  */
 export class SparseStore {
   readonly size: number;
@@ -73,12 +75,9 @@ export class SparseStore {
 
   stats(): StoreStats {
     const pages = this.#pages.size;
-    const slabs = new Set<ArrayBufferLike>();
-    for (const page of this.#pages.values()) slabs.add(page.buffer);
-    if (this.#alloc.current !== undefined) slabs.add(this.#alloc.current.buffer);
     const slabSize = this.#alloc.slabSize;
     return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize,
-      slabSize, slabBytes: slabs.size * slabSize };
+      slabSize, slabBytes: this.#alloc.slabs * slabSize };
   }
 
   /** Drop every page (used by unload). */
@@ -134,17 +133,18 @@ export class SparseStore {
       let page = this.#pages.get(index);
       if (page === undefined) {
         if (!isAllZero(buf.subarray(done, done + n))) {
-          page = this.#alloc.alloc();
+          page = this.#alloc.alloc(index);
           buf.copy(page, inPage, done, done + n);
           this.#pages.set(index, page);
         }
       } else if (n === ps && isAllZero(buf.subarray(done, done + n))) {
-        this.#pages.delete(index); // overwritten with zeros: give the memory back
+        this.#free(index, page); // overwritten with zeros: give the memory back
       } else {
         buf.copy(page, inPage, done, done + n);
       }
       done += n;
     }
+    this.#alloc.compact(this.#move);
   }
 
   /**
@@ -165,15 +165,34 @@ export class SparseStore {
       const page = this.#pages.get(index);
       if (page !== undefined) {
         if (n === ps) {
-          this.#pages.delete(index);
+          this.#free(index, page);
         } else {
           page.fill(0, inPage, inPage + n);
-          if (isAllZero(page)) this.#pages.delete(index);
+          if (isAllZero(page)) this.#free(index, page);
         }
       }
       pos += n;
     }
+    this.#alloc.compact(this.#move);
   }
+
+  #free(index: number, page: Buffer): void {
+    this.#pages.delete(index);
+    this.#alloc.release(page);
+  }
+
+  /**
+   * Give page `index` a fresh copy if it lives in slab `from` (which is being
+   * evacuated). The old memory is never written again, so a reply still
+   * queued with it keeps the data it was read with.
+   */
+  readonly #move = (index: number, from: ArrayBufferLike): void => {
+    const page = this.#pages.get(index);
+    if (page === undefined || page.buffer !== from) return;
+    const fresh = this.#alloc.alloc(index);
+    page.copy(fresh);
+    this.#pages.set(index, fresh);
+  };
 
   /**
    * Allocation map of [offset, offset + count): absent pages are holes that

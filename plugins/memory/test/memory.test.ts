@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
-import memoryPlugin, { createMemoryPlugin, SparseStore, isAllZero, type MemoryHandle } from '../src/index.ts';
+import memoryPlugin, { createMemoryPlugin, PageAllocator, SparseStore, isAllZero, type MemoryHandle } from '../src/index.ts';
 
 beforeAll(() => {
   const quiet = () => {};
@@ -153,8 +153,84 @@ describe('memory plugin', () => {
     for (let i = 0; i < 16; i++) await plugin.pwrite!(h, Buffer.alloc(4096, i + 1), i * 2 ** 26 + 777, 0);
     const grown = process.memoryUsage().arrayBuffers - before;
     expect(store.stats().pages).toBe(16);
-    expect(grown).toBeLessThan(4 * 2 ** 20); // 16 pages = 1 MiB, plus slack; the export is 1024 MiB
+    // 16 pages = 1 MiB, carved from one 1 MiB slab, plus slack; the export is 1024 MiB.
+    expect(store.stats().slabBytes).toBe(2 ** 20);
+    expect(grown).toBeLessThan(4 * 2 ** 20);
     expect(readAll(plugin, h, 4096, 5 * 2 ** 26 + 777).every((b) => b === 6)).toBe(true);
+  });
+});
+
+/** Every byte of `b` is `v`. */
+const allAre = (b: Buffer, v: number): boolean => b.every((x) => x === v);
+
+describe('page memory is never reused while a reply may still hold it', () => {
+  it('buffers returned by read keep their data after trim, zero and writes elsewhere', async () => {
+    // 1 MiB export of 4 KiB pages: one 256-page slab; writing 256 more pages needs a second.
+    const { plugin, h, store } = await openMemory('1M');
+    await plugin.pwrite!(h, Buffer.alloc(3 * PS, 0xaa), 0, 0);
+    const held = plugin.read!(h, 3 * PS, 0, 0) as Buffer[];
+    expect(held).toHaveLength(3);
+    await plugin.trim!(h, PS, 0, 0);
+    await plugin.zero!(h, PS, PS, 0);
+    await plugin.pwrite!(h, Buffer.alloc(PS), 2 * PS, 0); // all-zero page write frees too
+    expect(store.stats().pages).toBe(0);
+    for (let i = 0; i < 256; i++) await plugin.pwrite!(h, Buffer.alloc(PS, (i % 250) + 2), i * PS, 0);
+    for (const b of held) expect(allAre(b, 0xaa)).toBe(true);
+    expect(store.stats().slabBytes).toBe(2 * 2 ** 20);
+    expect(allAre(readAll(plugin, h, PS, 0), 2)).toBe(true);
+  });
+
+  it('evacuates sparse slabs into fresh memory, keeping data and earlier reads intact', () => {
+    const store = new SparseStore(2 ** 20, PS, 16 * PS); // 16 pages a slab; evacuated at 4 live
+    for (let i = 0; i < 64; i++) store.write(Buffer.alloc(PS, i + 1), i * PS);
+    expect(store.stats().slabBytes).toBe(4 * 16 * PS);
+    const held = Array.from({ length: 64 }, (_, i) => store.read(PS, i * PS)[0]!);
+    for (let i = 0; i < 64; i++) if (i % 4 !== 0) store.zero(PS, i * PS); // 4 of 16 left in each slab
+    // All 16 live pages were copied into one fresh slab; the four old ones are released.
+    expect(store.stats()).toMatchObject({ pages: 16, slabBytes: 16 * PS });
+    for (let i = 0; i < 64; i += 4) {
+      expect(allAre(Buffer.concat(store.read(PS, i * PS)), i + 1)).toBe(true);
+      expect(store.read(PS, i * PS)[0]!.buffer).not.toBe(held[i]!.buffer);
+      store.write(Buffer.alloc(PS, 0xee), i * PS); // lands in the new copy only
+    }
+    held.forEach((b, i) => expect(allAre(b, i + 1)).toBe(true));
+  });
+
+  it('bounds memory held after random frees to about 4x the data', () => {
+    const store = new SparseStore(2 ** 24, PS, 16 * PS);
+    const pages = 4096;
+    for (let i = 0; i < pages; i++) store.write(Buffer.alloc(PS, 1), i * PS);
+    let seed = 1;
+    const rand = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    for (let i = 0; i < pages; i++) if (rand() < 0.9) store.zero(PS, i * PS);
+    const { allocatedBytes, slabBytes } = store.stats();
+    expect(slabBytes).toBeLessThanOrEqual(4 * allocatedBytes + 16 * PS);
+  });
+});
+
+describe('PageAllocator', () => {
+  it('carves distinct zero-filled pages from slabs and never hands a slot out twice', () => {
+    const alloc = new PageAllocator(512, 4096);
+    const slabs = new Map<ArrayBufferLike, Set<number>>();
+    for (let i = 0; i < 40; i++) {
+      const page = alloc.alloc(i);
+      expect(page.length).toBe(512);
+      expect(isAllZero(page)).toBe(true);
+      page.fill(0xff);
+      const offsets = slabs.get(page.buffer) ?? new Set<number>();
+      expect(offsets.has(page.byteOffset)).toBe(false);
+      offsets.add(page.byteOffset);
+      slabs.set(page.buffer, offsets);
+      if (i % 2 === 0) alloc.release(page); // freed slots must not come back
+    }
+    expect(slabs.size).toBe(5); // 8 pages a slab
+    for (const [buf] of slabs) expect(buf.byteLength).toBe(4096);
+  });
+
+  it('caps the slab at the export size and checks the slab size', () => {
+    expect(new PageAllocator(4096, 2 ** 20, 3 * 4096 + 1).slabSize).toBe(4 * 4096);
+    expect(new PageAllocator(4096, 2 ** 20, 0).slabSize).toBe(4096);
+    expect(() => new PageAllocator(4096, 6000)).toThrow(RangeError);
   });
 });
 
@@ -173,6 +249,34 @@ describe('SparseStore against a flat Buffer model', () => {
 
   let store: SparseStore;
   beforeEach(() => { store = new SparseStore(SIZE, 512); });
+
+  it('a read result only ever shows data written at its own offsets', () => {
+    // Byte values depend on their offset, so page memory given to another offset would show.
+    const pattern = (pos: number, fill: number): number => (fill === 0 ? 0 : ((pos * 7 + fill * 50) % 255) + 1);
+    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), fc.nat({ max: 29 }), (ops, at) => {
+      store = new SparseStore(SIZE, 512);
+      let held: Buffer[] = [];
+      let allowed: Set<number>[] = []; // per byte: its value when read, zero, or anything written there since
+      ops.forEach((o, n) => {
+        if (n === at) {
+          held = store.read(SIZE, 0);
+          allowed = Array.from(Buffer.concat(held), (b) => new Set([b, 0]));
+        }
+        if (o.kind === 'write') {
+          const buf = Buffer.alloc(o.length);
+          for (let i = 0; i < o.length; i++) {
+            buf[i] = pattern(o.offset + i, o.fill);
+            allowed[o.offset + i]?.add(buf[i]!);
+          }
+          store.write(buf, o.offset);
+        } else {
+          store.zero(o.length, o.offset);
+        }
+      });
+      const seen = Buffer.concat(held);
+      expect([...seen].findIndex((b, i) => !allowed[i]!.has(b))).toBe(-1);
+    }), { numRuns: 500 });
+  });
 
   it('reads, extents and page counts always agree with the model', () => {
     fc.assert(fc.property(fc.array(op, { maxLength: 30 }), range, (ops, probe) => {

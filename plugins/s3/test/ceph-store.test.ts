@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 
 const SCRIPT = fileURLToPath(new URL('../../../scripts/stores/ceph.sh', import.meta.url));
 

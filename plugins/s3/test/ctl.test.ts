@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireLock, md5Hex } from '@nbdts/objstore';
 import { tempDir, type TempDir } from '@nbdts/testkit';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import { main } from '../src/ctl/main.ts';
 import { lockKey } from '../src/disk.ts';
 import type { S3Store } from '../src/s3-store.ts';

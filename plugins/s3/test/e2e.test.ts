@@ -10,7 +10,7 @@ import {
   requireTool, run, runOk, spawnBackground, startNbdts, tempDir, treeChecksums, waitFor, writeRandomTree,
   type BackgroundProcess, type TempDir,
 } from '@nbdts/testkit';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, uniqueBucket } from './helpers.ts';
 

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { md5Hex } from '@nbdts/objstore';
 import { requireTool, runOk, systemFirstPath, tempDir, type TempDir } from '@nbdts/testkit';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import { createS3Plugin, s3Config, type S3Config, type S3Disk } from '../src/index.ts';
 import type { Plugin } from '@nbdts/plugin-api';
 import type { S3Store } from '../src/s3-store.ts';

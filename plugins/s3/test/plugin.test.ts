@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, ExtentType, Flag, type Plugin } from '@nbdts/plugin-api';
 import { md5Hex } from '@nbdts/objstore';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import { createS3Plugin, s3Config, lockKey, type S3Config, type S3Disk } from '../src/index.ts';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, uniqueBucket } from './helpers.ts';

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError, md5Hex } from '@nbdts/objstore';
-import { ensureCeph, type CephEnv } from '../../../packages/testkit/src/stores/ceph.ts';
+import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, storeFor, uniqueBucket } from './helpers.ts';
 

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError, md5Hex } from '@nbdts/objstore';
-import { ensureSwift } from '../../../packages/testkit/src/stores/swift.ts';
+import { ensureSwift } from '@nbdts/testkit';
 import { ConfigError } from '@nbdts/plugin-api';
 import type { S3Store } from '../src/s3-store.ts';
 import { createS3Plugin, s3Config } from '../src/index.ts';

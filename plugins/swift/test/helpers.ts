@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Secret } from '@nbdts/plugin-api';
-import { ensureSwift, type SwiftEnv } from '../../../packages/testkit/src/stores/swift.ts';
+import { ensureSwift, type SwiftEnv } from '@nbdts/testkit';
 import { SwiftConnection, SwiftContainerStore, V1Auth } from '../src/client/index.ts';
 
 export { ensureSwift, type SwiftEnv };

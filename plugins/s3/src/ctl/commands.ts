@@ -3,19 +3,15 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
 import {
   acquireLock, breakLock, DEFAULT_RETRY, isAllZero, LockHeldError, md5Hex, readLock, releaseLock, StoreError, withRetry,
-  type HeldLock,
+  type HeldLock, parallel, Progress, type Output,
 } from '@nbdts/objstore';
 import { checkGeometry } from '../config.ts';
 import { descriptorKey, lockKey, readDescriptor, splitKeys, writeDescriptor, type DiskDescriptor } from '../disk.ts';
 import type { S3Store } from '../s3-store.ts';
 import { noConditionalPut } from '../serve.ts';
-import { parallel, Progress } from './progress.ts';
 
 /** Where messages go: the tool prints to stdout/stderr, tests capture them. */
-export interface Output {
-  out(line: string): void;
-  err(line: string): void;
-}
+export type { Output } from '@nbdts/objstore';
 
 export interface CommonOptions {
   /** S3 requests at once. */

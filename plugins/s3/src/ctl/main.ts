@@ -1,6 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { ConfigError, parseSize, setPluginLogger, toKebab, type PluginLogger } from '@nbdts/plugin-api';
-import { StoreError } from '@nbdts/objstore';
+import { ConfigError, parseSize, setPluginLogger, toKebab } from '@nbdts/plugin-api';
+import { StoreError, consoleOutput, stderrLogger } from '@nbdts/objstore';
 import { checkConfig, connectOptions, s3Config, type S3Config } from '../config.ts';
 import { connect, startupError } from '../connect.ts';
 import type { S3Store } from '../s3-store.ts';
@@ -18,20 +18,6 @@ interface Global {
   size?: string;
   objectSize?: string;
   [key: string]: unknown;
-}
-
-function consoleOutput(): cmd.Output {
-  return { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
-}
-
-function stderrLogger(verbose: boolean): PluginLogger {
-  return {
-    debug: (m) => { if (verbose) process.stderr.write(`debug: ${m}\n`); },
-    info: (m) => process.stderr.write(`${m}\n`),
-    warn: (m) => process.stderr.write(`warning: ${m}\n`),
-    error: (m) => process.stderr.write(`error: ${m}\n`),
-    debugEnabled: verbose,
-  };
 }
 
 async function pluginConfig(argv: Global, bucket: string, key: string): Promise<S3Config> {

@@ -1,18 +1,16 @@
 import { open as openFile, stat } from 'node:fs/promises';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
-import { isAllZero, md5Hex, withRetry, DEFAULT_RETRY, StoreError } from '@nbdts/objstore';
+import {
+  isAllZero, md5Hex, withRetry, DEFAULT_RETRY, StoreError, parallel, Progress, type Output,
+} from '@nbdts/objstore';
 import type { SwiftContainerStore } from '../client/index.ts';
 import { forceUnlock, lockContainer, lockOwner, unlockContainer, type ContainerLock } from '../container-lock.ts';
 import {
   DEFAULT_OBJECT_SIZE, diskSize, objectKeys, objectsFor, parseFormat, setupContainer, type DiskFormat,
 } from '../format.ts';
-import { parallel, Progress } from './progress.ts';
 
 /** Where messages go: the tool prints to stdout/stderr, tests capture them. */
-export interface Output {
-  out(line: string): void;
-  err(line: string): void;
-}
+export type { Output } from '@nbdts/objstore';
 
 export interface CommonOptions {
   jobs: number;

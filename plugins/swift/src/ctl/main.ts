@@ -1,6 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { ConfigError, parseSize, setPluginLogger, toKebab, type PluginLogger } from '@nbdts/plugin-api';
-import { StoreError } from '@nbdts/objstore';
+import { ConfigError, parseSize, setPluginLogger, toKebab } from '@nbdts/plugin-api';
+import { StoreError, consoleOutput, stderrLogger } from '@nbdts/objstore';
 import { swiftConfig, resolveExports, authFromConfig, type SwiftConfig } from '../config.ts';
 import { containerStore } from '../disk.ts';
 import { createAuthenticator, SwiftConnection, type SwiftContainerStore } from '../client/index.ts';
@@ -22,20 +22,6 @@ interface Global {
   jobs: number;
   listLimit?: number;
   [key: string]: unknown;
-}
-
-function consoleOutput(): cmd.Output {
-  return { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
-}
-
-function stderrLogger(verbose: boolean): PluginLogger {
-  return {
-    debug: (m) => { if (verbose) process.stderr.write(`debug: ${m}\n`); },
-    info: (m) => process.stderr.write(`${m}\n`),
-    warn: (m) => process.stderr.write(`warning: ${m}\n`),
-    error: (m) => process.stderr.write(`error: ${m}\n`),
-    debugEnabled: verbose,
-  };
 }
 
 /** The plugin config for these options (so the tool and the server read credentials the same way). */

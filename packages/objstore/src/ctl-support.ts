@@ -1,4 +1,29 @@
-import { formatSize } from '@nbdts/plugin-api';
+/**
+ * Pieces shared by the object-store control tools (nbdts-swift, nbdts-s3):
+ * a progress bar, a bounded parallel runner, and console output/logging.
+ */
+import { formatSize, type PluginLogger } from '@nbdts/plugin-api';
+
+/** Where a control command writes its results (stdout) and messages (stderr). */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export function consoleOutput(): Output {
+  return { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) };
+}
+
+/** Plugin-style logging straight to stderr, for tools that run without the server's logger. */
+export function stderrLogger(verbose: boolean): PluginLogger {
+  return {
+    debug: (m) => { if (verbose) process.stderr.write(`debug: ${m}\n`); },
+    info: (m) => process.stderr.write(`${m}\n`),
+    warn: (m) => process.stderr.write(`warning: ${m}\n`),
+    error: (m) => process.stderr.write(`error: ${m}\n`),
+    debugEnabled: verbose,
+  };
+}
 
 /** A one-line progress bar on stderr, drawn only on a terminal and at most 10 times a second. */
 export class Progress {
@@ -11,7 +36,7 @@ export class Progress {
     this.#enabled = enabled;
   }
 
-  /** Count `n` more bytes done (uploaded, downloaded or skipped as zeros). */
+  /** Count `n` more bytes done (transferred, or skipped as zeros). */
   add(n: number): void {
     this.#done += n;
     if (!this.#enabled) return;
@@ -30,11 +55,11 @@ export class Progress {
   }
 }
 
-/** Run fn over items with at most `jobs` at once; the first failure stops new work and is thrown. */
-export async function parallel<T>(items: Iterable<T>, jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Run fn over items with at most `jobs` running at once; the first failure stops new work and is thrown. */
+export async function parallel<T>(items: Iterable<T> | AsyncIterable<T>, jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: { err: unknown } | undefined;
-  for (const item of items) {
+  for await (const item of items) {
     if (failure) break;
     const p: Promise<void> = fn(item).catch((err: unknown) => { failure ??= { err }; }).finally(() => running.delete(p));
     running.add(p);
