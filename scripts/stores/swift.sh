@@ -9,6 +9,8 @@
 #   scripts/stores/swift.sh stop      stop exactly the processes `start` started
 #   scripts/stores/swift.sh status    exit 0 when running
 #   scripts/stores/swift.sh env       print `export NBDTS_SWIFT_...` lines for eval
+#   scripts/stores/swift.sh stop-proxy   stop only the proxy (fault tests: Swift "goes away")
+#   scripts/stores/swift.sh start-proxy  start it again and wait for auth (no-op when it answers)
 #
 # Settings (environment):
 #   NBDTS_SWIFT_DIR   state directory (default /tmp/nbdts-swift)
@@ -271,6 +273,36 @@ cmd_stop() {
   done
 }
 
+# Fault injection: the proxy alone goes away (clients see resets, then refusals)
+# and comes back on the same port; the other daemons and the data are untouched.
+cmd_stop_proxy() {
+  local pid i
+  if alive proxy; then
+    pid=$(<"$RUN/proxy.pid")
+    kill "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+    [[ -d /proc/$pid ]] && kill -9 "$pid" 2>/dev/null || true
+    echo "swift.sh: stopped proxy ($pid)"
+  fi
+  rm -f "$RUN/proxy.pid"
+}
+
+cmd_start_proxy() {
+  local i
+  if alive proxy && answering; then print_env; return; fi
+  [[ -f $ETC/proxy-server.conf ]] || die "not set up: run '$0 start' first"
+  alive proxy || {
+    port_busy "$PORT" && die "port $PORT (proxy) is in use by another process"
+    launch proxy "$PY" "$STATE/bin/swiftd.py" "$ETC" proxy "$ETC/proxy-server.conf"
+  }
+  for ((i = 0; i < 150; i++)); do
+    answering && { print_env; return; }
+    alive proxy || { tail -n 20 "$LOG/proxy.log" >&2 || true; die "proxy exited during start-up (log: $LOG/proxy.log)"; }
+    sleep 0.2
+  done
+  die "the proxy did not answer at $(auth_url) within 30 s (log: $LOG/proxy.log)"
+}
+
 cmd_status() {
   local d rc=0
   for d in "${DAEMONS[@]}"; do
@@ -293,5 +325,7 @@ case ${1:-} in
   stop) serialise; cmd_stop ;;
   status) cmd_status ;;
   env) print_env ;;
-  *) die "usage: $0 install|start|stop|status|env" ;;
+  stop-proxy) serialise; cmd_stop_proxy ;;
+  start-proxy) serialise; cmd_start_proxy ;;
+  *) die "usage: $0 install|start|stop|status|env|stop-proxy|start-proxy" ;;
 esac

@@ -5,7 +5,7 @@ import { ChunkCache, type Entry } from './cache.ts';
 import { ObjectIO } from './io.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import { emptyStats, type DeviceStats } from './stats.ts';
-import { isAllZero } from './zero.ts';
+import { isAllZero } from '@nbdts/plugin-api';
 
 export interface DeviceOptions {
   /** Refuse writes (EROFS) even on a writable layout, e.g. a read-only export. Default false. */

@@ -5,6 +5,6 @@ export { deviceCallbacks, deviceBlockSize, type DeviceCallbacks } from './plugin
 export { acquireLock, releaseLock, readLock, breakLock, defaultLockOwner, LockHeldError, type LockInfo, type HeldLock } from './lock.ts';
 export { DEFAULT_RETRY, VerifyError, backoffDelay, isRetryable, withRetry, type RetryPolicy } from './retry.ts';
 export { md5Hex } from './io.ts';
-export { isAllZero } from './zero.ts';
+export { isAllZero } from '@nbdts/plugin-api';
 export type { DeviceStats } from './stats.ts';
 export { Progress, parallel, consoleOutput, stderrLogger, type Output } from './ctl-support.ts';

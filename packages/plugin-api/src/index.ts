@@ -2,6 +2,7 @@ export { Flag, type FlagBits, type Support } from './flags.ts';
 export { NbdError, nbdError, ConfigError, type Errno } from './errors.ts';
 export { parseSize, parseBool, formatSize, MAX_SIZE } from './size.ts';
 export { Secret, resolveSecret } from './secret.ts';
+export { isAllZero } from './zero.ts';
 export * as param from './params.ts';
 export { toKebab, toCamel, type ParamMeta } from './params.ts';
 export { log, setPluginLogger, type PluginLogger } from './log.ts';

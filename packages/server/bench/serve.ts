@@ -16,7 +16,7 @@ if (process.env.PLUGIN === 'memory') {
   const spec = '@nbdts/plugin-memory';
   const mod = (await import(spec)) as { createMemoryPlugin: () => Plugin<{ size: number }, unknown> };
   const p = mod.createMemoryPlugin();
-  await p.getReady?.({ size });
+  await p.getReady?.({ size }, { readonly: false });
   plugin = p as Plugin<unknown, unknown>;
 } else {
   plugin = memPlugin({ size, zeroCopy: process.env.ZEROCOPY === '1' }).plugin;

@@ -26,7 +26,7 @@ interface Slab {
  * offset. A slab's memory goes back (by GC) once no page or reply references
  * it. So that a few live pages cannot pin many mostly-free slabs, compact()
  * has the store copy the pages of slabs down to EVACUATE_AT live into fresh
- * ones, which bounds the memory held to about 1 / EVACUATE_AT of the data.
+ * ones, which bounds the memory held to about 1 / EVACUATE_AT times the data.
  */
 export class PageAllocator {
   readonly pageSize: number;

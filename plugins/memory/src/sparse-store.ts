@@ -1,4 +1,4 @@
-import { ExtentType, nbdError, type Extent } from '@nbdts/plugin-api';
+import { ExtentType, isAllZero, nbdError, type Extent } from '@nbdts/plugin-api';
 import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
 
 /**
@@ -14,15 +14,6 @@ export const DEFAULT_PAGE_SIZE = 64 * 1024;
  * as several references to it.
  */
 const ZEROS = Buffer.alloc(1024 * 1024);
-
-/** True when every byte of `buf` is zero (memcmp against the shared zeros). */
-export function isAllZero(buf: Buffer): boolean {
-  for (let pos = 0; pos < buf.length; pos += ZEROS.length) {
-    const n = Math.min(ZEROS.length, buf.length - pos);
-    if (!buf.subarray(pos, pos + n).equals(ZEROS.subarray(0, n))) return false;
-  }
-  return true;
-}
 
 export interface StoreStats {
   /** Export size in bytes. */

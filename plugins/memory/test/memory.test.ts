@@ -1,7 +1,8 @@
 import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
-import memoryPlugin, { createMemoryPlugin, PageAllocator, SparseStore, isAllZero, type MemoryHandle } from '../src/index.ts';
+import { isAllZero } from '@nbdts/plugin-api';
+import memoryPlugin, { createMemoryPlugin, PageAllocator, SparseStore, type MemoryHandle } from '../src/index.ts';
 
 beforeAll(() => {
   const quiet = () => {};

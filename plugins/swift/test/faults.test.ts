@@ -8,8 +8,12 @@
 // point at it), and "stopping the proxy" closes the forwarder's listening
 // socket and resets every connection through it, which is what a client sees
 // when the proxy dies: connection reset, then connection refused.
+// NBDTS_SWIFT_FAULTS_REAL_PROXY=1 stops and restarts the real proxy instead
+// (scripts/stores/swift.sh stop-proxy / start-proxy): only on a machine where
+// nothing else uses the test Swift meanwhile.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -18,6 +22,9 @@ import {
 import { SwiftConnection, SwiftContainerStore, V1Auth } from '../src/client/index.ts';
 import { Secret } from '@nbdts/plugin-api';
 import { ensureSwift, removeContainer, uniqueName, v1Connection, type SwiftEnv } from './helpers.ts';
+
+const SWIFT_SH = fileURLToPath(new URL('../../../scripts/stores/swift.sh', import.meta.url));
+const REAL_PROXY = process.env.NBDTS_SWIFT_FAULTS_REAL_PROXY === '1';
 
 const MiB = 1024 * 1024;
 const dir = tempDir('nbdts-swift-faults-');
@@ -64,7 +71,23 @@ async function py(uri: string, script: string, timeoutMs = 90_000): Promise<stri
 }
 
 /** A TCP forwarder to the test Swift that can be taken down (refusing, connections reset) and brought back on the same port. */
-class Forwarder {
+interface Outage { base: string; up(): Promise<void>; down(): Promise<void> }
+
+/** The real proxy, stopped and started by PID (scripts/stores/swift.sh stop-proxy / start-proxy). */
+class RealProxy implements Outage {
+  constructor(readonly base: string) {}
+  async up(): Promise<void> {
+    const r = await run('bash', [SWIFT_SH, 'start-proxy'], { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`swift.sh start-proxy: ${r.stderr}`);
+  }
+  async down(): Promise<void> {
+    const r = await run('bash', [SWIFT_SH, 'stop-proxy'], { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`swift.sh stop-proxy: ${r.stderr}`);
+  }
+}
+
+class Forwarder implements Outage {
+  get base(): string { return `http://127.0.0.1:${this.port}`; }
   port = 0;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -102,12 +125,12 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
   it('keeps serving while Swift is down, then stores everything once it is back', async () => {
     const name = uniqueName('fault-outage');
     track(new SwiftContainerStore(v1Connection(env), name));
-    const fwd = new Forwarder(Number(new URL(env.authUrl).port));
+    const fwd: Outage = REAL_PROXY ? new RealProxy(new URL(env.authUrl).origin) : new Forwarder(Number(new URL(env.authUrl).port));
     await fwd.up();
     // The account URL tempauth hands out, re-pointed at the forwarder.
     const account = new URL((await new V1Auth(env.authUrl, env.user, new Secret(env.key)).authenticate()).storageUrl);
-    account.port = String(fwd.port);
-    const base = `http://127.0.0.1:${fwd.port}`;
+    const base = fwd.base;
+    account.port = new URL(base).port;
     let srv = await serve([`container=${name}`, 'size=4M', 'object-size=256K', `storage-url=${account.href}`],
       env.key, [`auth-url=${base}/auth/v1.0`, `username=${env.user}`]);
     try {
@@ -149,7 +172,7 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
       expect(await stop(srv)).toBe(0);
       expect(srv.stderr()).not.toMatch(/uncaught|unhandled/i);
     } finally {
-      await fwd.down();
+      if (REAL_PROXY) await fwd.up(); else await fwd.down();
     }
 
     // A new server straight to Swift: both the data flushed before and the data written during the outage.
@@ -179,18 +202,15 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
       `n = ${objects}`,
       'b1 = nbd.Buffer.from_bytearray(bytearray(b"\\x11" * 32768))',
       'b2 = nbd.Buffer.from_bytearray(bytearray(b"\\x22" * 32768))',
+      'cookies = []',
       'for i in range(n):',
-      '    h.aio_pwrite(b1, i * 65536)',
-      '    h2.aio_pwrite(b2, i * 65536 + 32768)',
-      'while h.aio_in_flight() or h2.aio_in_flight():',
-      '    for x in (h, h2):',
-      '        if x.aio_in_flight():',
-      '            x.poll(5)',
-      'for x in (h, h2):',
-      '    while True:',
-      '        c = x.aio_peek_command_completed()',
-      '        if c == 0: break',
-      '        x.aio_command_completed(c)',
+      '    cookies.append((h, h.aio_pwrite(b1, i * 65536)))',
+      '    cookies.append((h2, h2.aio_pwrite(b2, i * 65536 + 32768)))',
+      // Drive both connections at once, so their read-modify-writes of one object overlap.
+      'while cookies:',
+      '    for x in {id(y): y for y, _ in cookies}.values():',
+      '        x.poll(1)',
+      '    cookies = [(x, c) for x, c in cookies if not x.aio_command_completed(c)]', // raises if a write failed
       'h2.flush()', // multi-conn: a flush on either connection stores both
       'h2.shutdown()',
     ].join('\n'));

@@ -1,9 +1,9 @@
 // Start-up errors through the CLI (`nbdts swift ...`): each must exit 1 with
 // one line on stderr that names the problem and what to do about it, with no
 // stack trace and never the password.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nbdtsBin, run, tempDir, type RunResult } from '@nbdts/testkit';
-import { ensureSwift, uniqueName, type SwiftEnv } from './helpers.ts';
+import { closedPort, ensureSwift, uniqueName, type SwiftEnv } from './helpers.ts';
 
 let env: SwiftEnv;
 const dir = tempDir('nbdts-swift-startup-');
@@ -11,6 +11,8 @@ const dir = tempDir('nbdts-swift-startup-');
 beforeAll(async () => {
   env = await ensureSwift();
 });
+
+afterAll(() => dir.cleanup());
 
 /** `nbdts -U SOCK swift ...params`; the password is given on the command line so we can check it never echoes. */
 function nbdts(params: string[]): Promise<RunResult> {
@@ -54,14 +56,28 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
 
   it('unreachable auth URL: names the URL and asks whether Swift is running there', async () => {
     const secret = `pw-${uniqueName('unreach')}`;
-    const url = 'http://127.0.0.1:1/auth/v1.0';
+    const url = `http://127.0.0.1:${await closedPort()}/auth/v1.0`;
     const t0 = Date.now();
     const r = await nbdts([`container=${uniqueName('unreach')}`, `auth-url=${url}`, `username=${env.user}`, `password=${secret}`]);
     const line = expectOneLineFailure(r, secret);
     expect(line).toContain(url);
+    expect(line).toMatch(/ECONNREFUSED/);
     expect(line).toMatch(/is Swift running and reachable/);
     // Not retried for a minute at start-up: it fails fast (allow for tsx start-up on a busy box).
     expect(Date.now() - t0).toBeLessThan(45_000);
+  });
+
+  // Port 1 (like 6000, 6665-6669, 10080, ...) is on the WHATWG fetch "bad ports" list: Node's
+  // fetch refuses it without connecting ("fetch failed", cause "bad port"). Swift may well be
+  // there, so "is Swift running?" sends the user the wrong way: the message must say the port is refused.
+  it('auth URL on a port fetch refuses (127.0.0.1:1): says the port is blocked, not that Swift is down', async () => {
+    const secret = `pw-${uniqueName('badport')}`;
+    const url = 'http://127.0.0.1:1/auth/v1.0';
+    const r = await nbdts([`container=${uniqueName('badport')}`, `auth-url=${url}`, `username=${env.user}`, `password=${secret}`]);
+    const line = expectOneLineFailure(r, secret);
+    expect(line).toContain(url);
+    expect(line).toMatch(/bad port|blocked port|refuses port/i);
+    expect(line).not.toMatch(/fetch failed/);
   });
 
   it('a password given as env:NAME is not echoed either when refused', async () => {
