@@ -27,7 +27,7 @@ export const swiftConfig = z.object({
   token: param.secret().optional().describe('A token to use as is (with storage-url=); it is not renewed'),
   secrets: param.path().optional().describe('swiftnbd secrets file: [container] sections with username, password, authurl, read-only'),
   size: param.size().optional().describe('Set up a container that is not a disk yet with this size (a multiple of object-size)'),
-  objectSize: param.size().optional().describe('Object size for a container set up by size= (default 64K, as swiftnbd)'),
+  objectSize: param.size().optional().describe('Object size for a container set up by size= (default 1M; swiftnbd used 64K)'),
   cacheSize: param.size().optional().describe('Memory for cached objects per container (default 256M)'),
   cache: z.enum(['writeback', 'writethrough']).default('writeback')
     .describe('writeback: writes complete in memory and are stored within ~1 s or at flush; writethrough: stored before they complete'),

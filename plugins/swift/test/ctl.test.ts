@@ -47,13 +47,24 @@ describe('nbdts-swift', () => {
     const again = await ctl('setup', name, '64');
     expect(again.status).toBe(1);
     expect(again.err).toMatch(/already set up.*--force/);
-    expect((await ctl('setup', name, '--size', '1M', '--force')).status).toBe(0);
+    expect((await ctl('setup', name, '--size', '1M', '--object-size', '64K', '--force')).status).toBe(0);
     expect((await s.getContainerMeta())[META.objects]).toBe('16');
     const info = await ctl('info', name);
     expect(info.out).toMatch(/size: 1048576/);
     expect(info.out).toMatch(/objects: 16 of 65536 bytes/);
     const list = await ctl('list', '-s');
     expect(list.out).toContain(`${name} objects=16 object-size=65536 size=1048576 version=1 unlocked`);
+  });
+
+  it('defaults to 1 MiB objects for --size, and to swiftnbd-ctl\'s 64 KiB for a count of objects', async () => {
+    const bySize = uniqueName('ctl-defsize');
+    expect((await ctl('setup', bySize, '--size', '4M')).status).toBe(0);
+    expect(await store(bySize).getContainerMeta()).toMatchObject({ [META.objects]: '4', [META.objectSize]: '1048576' });
+    const byCount = uniqueName('ctl-defcount');
+    expect((await ctl('setup', byCount, '16')).status).toBe(0);
+    expect(await store(byCount).getContainerMeta()).toMatchObject({ [META.objects]: '16', [META.objectSize]: '65536' });
+    await ctl('delete', bySize);
+    await ctl('delete', byCount);
   });
 
   it('locks and unlocks like swiftnbd-ctl', async () => {

@@ -44,6 +44,12 @@ export function classifyFetchError(err: unknown, what: string, timeoutMs: number
   if (code === 'ENOTFOUND') {
     return new StoreError('fatal', `${what}: host not found (check the URL)`, undefined, { cause: err });
   }
+  // Node's fetch refuses the WHATWG "bad ports" (1, 6000, 10080, ...) without connecting:
+  // retrying cannot help, and "is Swift running?" would send the user the wrong way.
+  if (code === undefined && (err as { cause?: { message?: unknown } } | undefined)?.cause?.message === 'bad port') {
+    return new StoreError('fatal', `${what}: Node's fetch refuses this port (a "bad port" of the fetch standard, ` +
+      'e.g. 1, 6000, 10080): serve Swift on another port', undefined, { cause: err });
+  }
   if (code === undefined || TRANSIENT_CODES.has(code) || (err as Error).message === 'fetch failed' || name === 'AbortError') {
     return new StoreError('transient', `${what}: ${detail}`, undefined, { cause: err });
   }

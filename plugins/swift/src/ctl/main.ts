@@ -4,6 +4,7 @@ import { StoreError, consoleOutput, stderrLogger } from '@nbdts/objstore';
 import { swiftConfig, resolveExports, authFromConfig, type SwiftConfig } from '../config.ts';
 import { containerStore } from '../disk.ts';
 import { createAuthenticator, SwiftConnection, type SwiftContainerStore } from '../client/index.ts';
+import { DEFAULT_OBJECT_SIZE, SWIFTNBD_OBJECT_SIZE } from '../format.ts';
 import * as cmd from './commands.ts';
 
 /** Command-line options that are plugin parameters, passed through the plugin's own schema. */
@@ -120,9 +121,11 @@ export async function main(args: string[], output: cmd.Output = consoleOutput())
       (y) => y.positional('container', { type: 'string' })
         .positional('objects', { type: 'string', describe: 'number of objects (or give --size)' })
         .option('size', { type: 'string', describe: 'disk size, e.g. 1G (a multiple of the object size)' })
-        .option('object-size', { type: 'string', default: '65536', describe: 'object size' }),
+        .option('object-size', { type: 'string', describe: 'object size (default 1M with --size; 64K with OBJECTS, as swiftnbd-ctl)' }),
       run(async (a) => {
-        const objectSize = parseSize(String(a.objectSize), '--object-size');
+        // A count of objects is swiftnbd-ctl's form: keep its 64 KiB so old scripts make the same disk.
+        const objectSize = a.objectSize !== undefined ? parseSize(String(a.objectSize), '--object-size')
+          : a.size !== undefined ? DEFAULT_OBJECT_SIZE : SWIFTNBD_OBJECT_SIZE;
         let objects: number;
         if (a.size !== undefined) objects = Math.ceil(parseSize(String(a.size), '--size') / objectSize);
         else if (a.objects !== undefined && /^\d+$/.test(String(a.objects))) objects = Number(a.objects);
@@ -143,7 +146,7 @@ export async function main(args: string[], output: cmd.Output = consoleOutput())
       run(async (a) => cmd.download(await storeFor(a, String(a.container)), String(a.image), common(a), output)))
     .command('upload <image> <container>', 'store a raw image in a container (zero objects are skipped)',
       (y) => y.positional('image', { type: 'string' }).positional('container', { type: 'string' })
-        .option('object-size', { type: 'string', describe: 'object size when the container is set up now (default 64K)' }),
+        .option('object-size', { type: 'string', describe: 'object size when the container is set up now (default 1M)' }),
       run(async (a) => cmd.upload(String(a.image), await storeFor(a, String(a.container)),
         a.objectSize === undefined ? undefined : parseSize(String(a.objectSize), '--object-size'), common(a), output)))
     .command('delete <container>', 'delete every object and the container', (y) => y.positional('container', { type: 'string' }),
