@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_KEY, META, SwiftContainerStore } from '../src/index.ts';
+import { treeChecksums, writeRandomTree } from '@nbdts/testkit';
 import { ensureSwift, removeContainer, uniqueName, v1Connection, type SwiftEnv } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -149,7 +150,7 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
   });
 
   const canMount = process.getuid?.() === 0 && existsSync('/dev/fuse') && existsSync('/dev/loop-control');
-  it.runIf(canMount)('holds an ext4 filesystem: mkfs + mount through nbdfuse, across a restart', async () => {
+  it.runIf(canMount)('holds an ext4 filesystem: mkfs + mount through nbdfuse + rsync a tree, identical after a restart', async () => {
     const name = uniqueName('e2e-fs');
     store(name);
     const fuseDir = join(dir, 'fuse');
@@ -176,12 +177,18 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
       }
     }
 
+    // A tree of files of varied sizes (empty, unaligned, many blocks), rsynced onto the disk.
+    const tree = join(dir, 'tree');
+    writeRandomTree(tree, 40, 256 * 1024, (p) => mkdirSync(p, { recursive: true }));
+    const expected = await treeChecksums(tree);
+
     let srv = await startServer([`container=${name}`, 'size=32M', 'object-size=256K']);
     await withFuse(srv.uri, async () => {
       await run('mkfs.ext4', ['-q', '-F', disk]);
       await run('mount', ['-o', 'loop', disk, mnt]);
       try {
         writeFileSync(join(mnt, 'hello.txt'), 'hello from swift\n');
+        await run('rsync', ['-a', `${tree}/`, join(mnt, 'tree')]);
       } finally {
         await run('umount', [mnt]);
       }
@@ -194,6 +201,7 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
       await run('mount', ['-o', 'loop,ro', disk, mnt]);
       try {
         expect(readFileSync(join(mnt, 'hello.txt'), 'utf8')).toBe('hello from swift\n');
+        expect(await treeChecksums(join(mnt, 'tree'))).toEqual(expected);
       } finally {
         await run('umount', [mnt]);
       }
