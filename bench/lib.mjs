@@ -1,7 +1,7 @@
 // Helpers for bench/run.mjs: plain Node ESM (no TypeScript) so the benchmark
 // runs with nothing but node and the client tools.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -105,4 +105,53 @@ export async function requireTools(tools) {
 export async function fio(uri, args) {
   const r = await run('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--output-format=json', ...args], { cwd: tmpdir() });
   return JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 if it is gone. */
+export function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) ", field 3 is f[0]
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100 on Linux)
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Time fn() and the CPU that each watched process used meanwhile, as cores
+ * (CPU seconds / wall seconds): shows who saturates what on a 2-core box.
+ * A pid of 'self' is this process.
+ */
+export async function measured(pids, fn) {
+  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, p === 'self' ? process.cpuUsage() : cpuSeconds(p)]));
+  const t0 = process.hrtime.bigint();
+  await fn();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cores = {};
+  for (const [k, p] of Object.entries(pids)) {
+    const used = p === 'self' ? (() => { const u = process.cpuUsage(before[k]); return (u.user + u.system) / 1e6; })() : cpuSeconds(p) - before[k];
+    cores[k] = used / seconds;
+  }
+  return { seconds, cores };
+}
+
+/** Parse 64M, 1G, 4096 (binary units), naming `what` in the error. */
+export function parseSize(s, what = 'size') {
+  const m = /^(\d+)([KMG]?)$/i.exec(s);
+  if (!m) throw new Error(`${what}: cannot parse '${s}'`);
+  return Number(m[1]) * { '': 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase()];
+}
+
+/** A figure for a table: thousands separated from 100 up, two decimals below (ratios). */
+export function fmt(v) {
+  return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2);
+}
+
+/** Run fn(0..count-1) with at most n at once. */
+export async function pool(n, count, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, count) }, async () => {
+    while (next < count) await fn(next++);
+  }));
 }

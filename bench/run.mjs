@@ -12,7 +12,7 @@
 //   node bench/run.mjs --sections s3 --size 256M  # s3 plugin on Ceph RGW vs nbdkit S3 and raw S3
 import { readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { median, requireTools, startServer } from './lib.mjs';
+import { fmt, median, parseSize, requireTools, startServer } from './lib.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -36,14 +36,8 @@ function listSections() {
   return readdirSync(new URL('./sections/', import.meta.url)).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4));
 }
 
-function parseSize(s) {
-  const m = /^(\d+)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`--size: cannot parse '${s}'`);
-  return Number(m[1]) * { '': 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase()];
-}
-
 const rounds = Number(opt.rounds);
-const config = { sizeBytes: parseSize(opt.size), runtime: Number(opt.runtime) };
+const config = { sizeBytes: parseSize(opt.size, '--size'), runtime: Number(opt.runtime) };
 const kinds = [opt.a, opt.b];
 const label = (k, i) => (kinds[0] === kinds[1] ? `${k}#${i + 1}` : k);
 const results = []; // { section, name, unit, samples: [[...A], [...B]] }
@@ -94,10 +88,6 @@ for (const name of opt.sections.split(',')) {
     for (const srv of servers) await srv?.stop();
     await section.teardown?.();
   }
-}
-
-function fmt(v) {
-  return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2);
 }
 
 const A = label(kinds[0], 0);

@@ -16,17 +16,10 @@
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, makeTempDir, repoRoot, run, startServer } from '../lib.mjs';
+import { fmt, measured, median, makeTempDir, parseSize, pool, repoRoot, run, startServer } from '../lib.mjs';
 
 const MiB = 1 << 20;
 const human = (n) => (n % (1 << 30) === 0 ? `${n / (1 << 30)} GiB` : `${n / MiB} MiB`);
-const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
-
-function parseSize(s) {
-  const m = /^(\d+)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`cannot parse size '${s}'`);
-  return Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1 << 30 }[m[2].toUpperCase()];
-}
 
 // The SDK the plugin uses, resolved from the plugin's package (hoisted or not).
 // Its notice that later versions need Node 22 is noise in a benchmark (the plugin mutes it too).
@@ -54,42 +47,6 @@ function client(env, parallel) {
     credentials: { accessKeyId: env.NBDTS_RGW_ACCESS_KEY, secretAccessKey: env.NBDTS_RGW_SECRET_KEY },
     requestHandler: { httpAgent },
   });
-}
-
-/** Run fn(0..count-1) with at most n at once: the plugin's limiter, without the plugin. */
-async function pool(n, count, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far; 0 when it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) ", field 3 is f[0]
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100 on Linux)
-  } catch {
-    return 0;
-  }
-}
-
-/**
- * Time fn() and the CPU that each watched process used meanwhile, as cores
- * (CPU seconds / wall seconds): shows who saturates what on a 2-core box.
- */
-async function measured(pids, fn) {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, p === 'self' ? process.cpuUsage() : cpuSeconds(p)]));
-  const t0 = process.hrtime.bigint();
-  await fn();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cores = {};
-  for (const [k, p] of Object.entries(pids)) {
-    const used = p === 'self' ? (() => { const u = process.cpuUsage(before[k]); return (u.user + u.system) / 1e6; })() : cpuSeconds(p) - before[k];
-    cores[k] = used / seconds;
-  }
-  return { seconds, cores };
 }
 
 /** @param {{ sizeBytes: number }} opts */

@@ -20,51 +20,11 @@
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, makeTempDir, repoRoot, run, startServer } from '../lib.mjs';
+import { fmt, measured, median, makeTempDir, parseSize, pool, repoRoot, run, startServer } from '../lib.mjs';
 
 const MiB = 1 << 20;
 const human = (n) => (n % (1 << 30) === 0 ? `${n / (1 << 30)} GiB` : n >= MiB ? `${n / MiB} MiB` : `${n / 1024} KiB`);
-const fmt = (v) => (v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toFixed(2));
 const benchDir = join(repoRoot, 'bench');
-
-function parseSize(s) {
-  const m = /^(\d+)([KMG]?)$/i.exec(s);
-  if (!m) throw new Error(`cannot parse size '${s}'`);
-  return Number(m[1]) * { '': 1, K: 1024, M: MiB, G: 1 << 30 }[m[2].toUpperCase()];
-}
-
-/** Run fn(0..count-1) with at most n at once. */
-async function pool(n, count, fn) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
-}
-
-/** CPU seconds (user + system) a process has used so far; 0 when it is gone. */
-function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-
-/** Time fn() and the CPU (as cores) each watched process used meanwhile. 'self' is this process. */
-async function measured(pids, fn) {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, p === 'self' ? process.cpuUsage() : cpuSeconds(p)]));
-  const t0 = process.hrtime.bigint();
-  await fn();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cores = {};
-  for (const [k, p] of Object.entries(pids)) {
-    const used = p === 'self' ? (() => { const u = process.cpuUsage(before[k]); return (u.user + u.system) / 1e6; })() : cpuSeconds(p) - before[k];
-    cores[k] = used / seconds;
-  }
-  return { seconds, cores };
-}
 
 /** The test Swift's credentials (starting it if needed) and the PIDs of its proxy and object server. */
 async function swiftStore() {
