@@ -4,7 +4,7 @@
 // NBDTS_E2E_SERVER=nbdkit this file is skipped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nbdinfoJson, nbdshOk, requireTool, runOk, serverKind, sha256File, startServer, tempDir, writeRandomFile,
+  NBDSH_TRYIT, nbdinfoJson, nbdshOk, requireTool, runOk, serverKind, sha256File, startServer, tempDir, writeRandomFile,
   type ServerProcess, type TempDir,
 } from '@nbdts/testkit';
 
@@ -70,14 +70,7 @@ describe.skipIf(serverKind() !== 'nbdts')('example read-only filter over the mem
   it('ro-mode=fail ro-after=2: two writes pass, then writes, zeroes and trims fail with ro-error', async () => {
     const srv = await startServer([FILTER, 'memory', 'size=4M', 'ro-mode=fail', 'ro-after=2', 'ro-error=ENOSPC']);
     try {
-      const out = await nbdshOk(`
-import errno
-def tryit(f):
-    try:
-        f()
-        return "ok"
-    except nbd.Error as e:
-        return errno.errorcode.get(e.errnum, str(e.errnum))
+      const out = await nbdshOk(`${NBDSH_TRYIT}
 print(h.is_read_only(),
       tryit(lambda: h.pwrite(b"1" * 4096, 0)), tryit(lambda: h.pwrite(b"2" * 4096, 4096)),
       tryit(lambda: h.pwrite(b"3" * 4096, 8192)), tryit(lambda: h.zero(4096, 0)), tryit(lambda: h.trim(4096, 0)),

@@ -3,20 +3,14 @@
 // right NBD error, and keep serving. Also 32 MiB requests, FUA, fast zero,
 // unaligned I/O and many requests in flight at once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nbdshOk, requireTool, startServer, type ServerProcess } from '@nbdts/testkit';
+import { NBDSH_TRYIT, nbdshOk, requireTool, startServer, type ServerProcess } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
 
 // Prelude for every script: try(f) -> 'ok' or the errno name of the nbd.Error.
-const PRELUDE = `
-import errno, json, os
+const PRELUDE = `${NBDSH_TRYIT}
+import json, os
 h.set_strict_mode(0)
-def tryit(f):
-    try:
-        f()
-        return "ok"
-    except nbd.Error as e:
-        return errno.errorcode.get(e.errnum, str(e.errnum))
 `;
 
 async function py(uri: string, body: string): Promise<Record<string, unknown>> {

@@ -13,6 +13,20 @@ export function nbdsh(script: string, uri: string | null, opts: RunOptions = {})
   return run(bin, args, { ...opts, env: { PATH: systemFirstPath(), ...opts.env } });
 }
 
+/**
+ * Python for nbdsh scripts: `tryit(f)` runs f and returns "ok" or the errno
+ * name (EINVAL, ENOSPC, ...) of the nbd.Error it raised.
+ */
+export const NBDSH_TRYIT = `
+import errno
+def tryit(f):
+    try:
+        f()
+        return "ok"
+    except nbd.Error as e:
+        return errno.errorcode.get(e.errnum, str(e.errnum))
+`;
+
 /** nbdsh that must succeed; returns stdout. */
 export async function nbdshOk(script: string, uri: string | null, opts: RunOptions = {}): Promise<string> {
   const r = await nbdsh(script, uri, opts);

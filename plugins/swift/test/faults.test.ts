@@ -14,10 +14,9 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ensureCeph, nbdinfoJson, nbdsh, run, sha256File, startNbdts, tempDir, type ServerProcess,
+  ensureCeph, Forwarder, nbdinfoJson, nbdsh, run, sha256File, startNbdts, tempDir, type ServerProcess,
 } from '@nbdts/testkit';
 import { SwiftConnection, SwiftContainerStore, V1Auth } from '../src/client/index.ts';
 import { Secret } from '@nbdts/plugin-api';
@@ -70,7 +69,7 @@ async function py(uri: string, script: string, timeoutMs = 90_000): Promise<stri
   return r.stdout;
 }
 
-/** A TCP forwarder to the test Swift that can be taken down (refusing, connections reset) and brought back on the same port. */
+/** The test Swift made unreachable and reachable again: a Forwarder (from @nbdts/testkit) or the real proxy. */
 interface Outage { base: string; up(): Promise<void>; down(): Promise<void> }
 
 /** The real proxy, stopped and started by PID (scripts/stores/swift.sh stop-proxy / start-proxy). */
@@ -83,41 +82,6 @@ class RealProxy implements Outage {
   async down(): Promise<void> {
     const r = await run('bash', [SWIFT_SH, 'stop-proxy'], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`swift.sh stop-proxy: ${r.stderr}`);
-  }
-}
-
-class Forwarder implements Outage {
-  get base(): string { return `http://127.0.0.1:${this.port}`; }
-  port = 0;
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  constructor(private readonly targetPort: number) {}
-
-  async up(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.targetPort, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => { client.destroy(); upstream.destroy(); });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.resetAndDestroy();
-    await closed;
   }
 }
 
