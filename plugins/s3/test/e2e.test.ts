@@ -3,14 +3,13 @@
 // exposed as a file by nbdfuse, loop-mounted read-only, and every file
 // compared. Then a split disk: created, formatted and filled through nbdfuse,
 // served again by a new server and checked. Needs root, /dev/fuse and loop devices.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  requireTool, run, runOk, spawnBackground, startNbdts, tempDir, treeChecksums, waitFor, writeRandomTree,
-  type BackgroundProcess, type TempDir,
+  ensureCeph, requireTool, runOk, startNbdts, tempDir, treeChecksums, withLoopMount, withNbdfuse, writeRandomTree,
+  type CephEnv, type TempDir,
 } from '@nbdts/testkit';
-import { ensureCeph, type CephEnv } from '@nbdts/testkit';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, uniqueBucket } from './helpers.ts';
 
@@ -45,39 +44,6 @@ async function ctl(...args: string[]): Promise<string> {
   return r.stdout + r.stderr;
 }
 
-/** nbdfuse MNT URI, run fn(MNT/nbd), then unmount (retrying while the loop device lets go). */
-async function withFuse(uri: string, mnt: string, readonly: boolean, fn: (img: string) => Promise<void>): Promise<void> {
-  mkdirSync(mnt, { recursive: true });
-  const fuse: BackgroundProcess = spawnBackground(requireTool('nbdfuse'), [...(readonly ? ['-r'] : []), mnt, uri]);
-  try {
-    await waitFor(`nbdfuse to expose ${mnt}/nbd`, () => {
-      if (fuse.gone) throw new Error(`nbdfuse exited: ${fuse.stderr()}`);
-      return existsSync(`${mnt}/nbd`);
-    });
-    await fn(`${mnt}/nbd`);
-  } finally {
-    let r = await run('fusermount3', ['-u', mnt]);
-    for (let i = 0; r.code !== 0 && !fuse.gone && i < 50; i++) {
-      await new Promise((res) => setTimeout(res, 100));
-      r = await run('fusermount3', ['-u', mnt]);
-    }
-    if (r.code !== 0) await run('fusermount3', ['-uz', mnt]);
-    if (r.code === 0) await waitFor('nbdfuse to exit', () => fuse.gone, 10_000).catch(() => {});
-    await fuse.stop('SIGTERM', 10_000);
-  }
-}
-
-async function withLoopMount(img: string, mnt: string, opts: string, fn: () => Promise<void>): Promise<void> {
-  mkdirSync(mnt, { recursive: true });
-  await runOk('mount', ['-o', `loop,${opts}`, img, mnt]);
-  try {
-    await fn();
-  } finally {
-    const r = await run('umount', [mnt]);
-    if (r.code !== 0) await run('umount', ['-l', mnt]);
-  }
-}
-
 describe('nbdts s3 end to end', () => {
   it('serves an ext4 image uploaded as one object: mounted read-only, files identical', async () => {
     const img = dir.join('fs.img');
@@ -85,12 +51,12 @@ describe('nbdts s3 end to end', () => {
     expect(await ctl('upload', img, store.bucket, 'fs.img')).toMatch(/multipart/);
     const server = await startNbdts(['-r', 's3', ...common, 'key=fs.img', 'chunk-size=256K'], { env: keyEnv });
     try {
-      await withFuse(server.uri, dir.join('fuse1'), true, (nbd) =>
-        withLoopMount(nbd, dir.join('mnt1'), 'ro', async () => {
+      await withNbdfuse(server.uri, dir.join('fuse1'), (nbd) =>
+        withLoopMount(nbd, dir.join('mnt1'), async () => {
           const got = await treeChecksums(dir.join('mnt1'));
           delete got['lost+found'];
           expect(got).toEqual(want);
-        }));
+        }, 'ro'), { readonly: true });
     } finally {
       expect(await server.stop()).toBe(0);
     }
@@ -102,11 +68,11 @@ describe('nbdts s3 end to end', () => {
     const args = ['s3', ...common, 'key=vol'];
     const first = await startNbdts(args, { env: keyEnv });
     try {
-      await withFuse(first.uri, dir.join('fuse2'), false, async (nbd) => {
+      await withNbdfuse(first.uri, dir.join('fuse2'), async (nbd) => {
         await runOk(requireTool('mke2fs'), ['-q', '-t', 'ext4', '-F', nbd]);
-        await withLoopMount(nbd, dir.join('mnt2'), 'rw', async () => {
+        await withLoopMount(nbd, dir.join('mnt2'), async () => {
           await runOk('cp', ['-a', `${dir.join('tree')}/.`, dir.join('mnt2')]);
-        });
+        }, 'rw');
       });
     } finally {
       expect(await first.stop()).toBe(0);
@@ -114,12 +80,12 @@ describe('nbdts s3 end to end', () => {
     expect(await ctl('info', store.bucket, 'vol')).toMatch(/split disk, size=67108864 object-size=1048576 .* objects stored, unlocked/);
     const second = await startNbdts(['-r', ...args], { env: keyEnv });
     try {
-      await withFuse(second.uri, dir.join('fuse3'), true, (nbd) =>
-        withLoopMount(nbd, dir.join('mnt3'), 'ro', async () => {
+      await withNbdfuse(second.uri, dir.join('fuse3'), (nbd) =>
+        withLoopMount(nbd, dir.join('mnt3'), async () => {
           const got = await treeChecksums(dir.join('mnt3'));
           delete got['lost+found'];
           expect(got).toEqual(want);
-        }));
+        }, 'ro'), { readonly: true });
     } finally {
       expect(await second.stop()).toBe(0);
     }

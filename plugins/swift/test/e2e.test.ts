@@ -1,13 +1,13 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCK_KEY, META, SwiftContainerStore } from '../src/index.ts';
-import { treeChecksums, writeRandomTree } from '@nbdts/testkit';
+import { treeChecksums, withLoopMount, withNbdfuse, writeRandomTree } from '@nbdts/testkit';
 import { ensureSwift, removeContainer, uniqueName, v1Connection, type SwiftEnv } from './helpers.ts';
 
 const run = promisify(execFile);
@@ -149,33 +149,11 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
     expect(await s.head(LOCK_KEY)).toBeNull();
   });
 
-  const canMount = process.getuid?.() === 0 && existsSync('/dev/fuse') && existsSync('/dev/loop-control');
-  it.runIf(canMount)('holds an ext4 filesystem: mkfs + mount through nbdfuse + rsync a tree, identical after a restart', async () => {
+  it('holds an ext4 filesystem: mkfs + mount through nbdfuse + rsync a tree, identical after a restart', async () => {
     const name = uniqueName('e2e-fs');
     store(name);
     const fuseDir = join(dir, 'fuse');
     const mnt = join(dir, 'mnt');
-    mkdirSync(fuseDir, { recursive: true });
-    mkdirSync(mnt, { recursive: true });
-    const disk = join(fuseDir, 'disk');
-
-    async function withFuse(uri: string, fn: () => Promise<void>): Promise<void> {
-      const pidfile = join(dir, 'nbdfuse.pid');
-      const fuse = spawn('nbdfuse', ['-P', pidfile, disk, uri], { stdio: ['ignore', 'ignore', 'pipe'] });
-      procs.add(fuse);
-      let fuseErr = '';
-      fuse.stderr!.on('data', (c: Buffer) => { fuseErr += c.toString(); });
-      const gone = new Promise<void>((resolve) => fuse.on('exit', () => { procs.delete(fuse); resolve(); }));
-      try {
-        // The pidfile appears when the mount is made, the file a moment later when FUSE answers.
-        for (let i = 0; i < 100 && !(existsSync(pidfile) && existsSync(disk)); i++) await new Promise((r) => setTimeout(r, 100));
-        expect(existsSync(disk), `nbdfuse: ${fuseErr}`).toBe(true);
-        await fn();
-      } finally {
-        await run('fusermount3', ['-u', fuseDir]).catch(() => { fuse.kill('SIGTERM'); });
-        await gone;
-      }
-    }
 
     // A tree of files of varied sizes (empty, unaligned, many blocks), rsynced onto the disk.
     const tree = join(dir, 'tree');
@@ -183,28 +161,22 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
     const expected = await treeChecksums(tree);
 
     let srv = await startServer([`container=${name}`, 'size=32M', 'object-size=256K']);
-    await withFuse(srv.uri, async () => {
+    await withNbdfuse(srv.uri, fuseDir, async (disk) => {
       await run('mkfs.ext4', ['-q', '-F', disk]);
-      await run('mount', ['-o', 'loop', disk, mnt]);
-      try {
+      await withLoopMount(disk, mnt, async () => {
         writeFileSync(join(mnt, 'hello.txt'), 'hello from swift\n');
         await run('rsync', ['-a', `${tree}/`, join(mnt, 'tree')]);
-      } finally {
-        await run('umount', [mnt]);
-      }
+      });
     });
     expect(await srv.stop('SIGTERM')).toBe(0);
 
     srv = await startServer([`container=${name}`]);
-    await withFuse(srv.uri, async () => {
+    await withNbdfuse(srv.uri, fuseDir, async (disk) => {
       await run('e2fsck', ['-fn', disk]);
-      await run('mount', ['-o', 'loop,ro', disk, mnt]);
-      try {
+      await withLoopMount(disk, mnt, async () => {
         expect(readFileSync(join(mnt, 'hello.txt'), 'utf8')).toBe('hello from swift\n');
         expect(await treeChecksums(join(mnt, 'tree'))).toEqual(expected);
-      } finally {
-        await run('umount', [mnt]);
-      }
+      }, 'ro');
     });
     expect(await srv.stop('SIGTERM')).toBe(0);
   });
