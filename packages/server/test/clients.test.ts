@@ -1,5 +1,6 @@
 /** The engine against real NBD clients: nbdinfo, nbdsh, qemu-io, nbdcopy. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NBDSH_TRYIT } from '@nbdts/testkit';
 import { start, run, nbdsh, type Running } from './helpers.ts';
 
 const MiB = 1024 * 1024;
@@ -98,26 +99,20 @@ describe('nbdsh negative cases', () => {
   afterAll(async () => { await s.stop(); });
 
   it('returns the spec error codes and keeps serving', async () => {
-    const r = await nbdsh(s.uri, `
+    const r = await nbdsh(s.uri, `${NBDSH_TRYIT}
 size = h.get_size()
-def code(fn):
-    try:
-        fn()
-        return 'ok'
-    except nbd.Error as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-print('read past end', code(lambda: h.pread(512, size)))
-print('read across end', code(lambda: h.pread(1024, size - 512)))
-print('write past end', code(lambda: h.pwrite(b'a' * 512, size)))
-print('zero past end', code(lambda: h.zero(512, size)))
-print('trim past end', code(lambda: h.trim(512, size)))
-print('cache past end', code(lambda: h.cache(512, size)))
-print('zero-length read', code(lambda: h.pread(0, 0)))
-print('huge offset', code(lambda: h.pread(512, 2**64 - 256)))
-print('flush', code(lambda: h.flush()))
-print('unknown flag', code(lambda: h.pread(512, 0, flags=1 << 7)))
-print('no_hole on read', code(lambda: h.pread(512, 0, flags=nbd.CMD_FLAG_NO_HOLE)))
-print('read too large', code(lambda: h.pread(33 * 1024 * 1024, 0)))
+print('read past end', tryit(lambda: h.pread(512, size)))
+print('read across end', tryit(lambda: h.pread(1024, size - 512)))
+print('write past end', tryit(lambda: h.pwrite(b'a' * 512, size)))
+print('zero past end', tryit(lambda: h.zero(512, size)))
+print('trim past end', tryit(lambda: h.trim(512, size)))
+print('cache past end', tryit(lambda: h.cache(512, size)))
+print('zero-length read', tryit(lambda: h.pread(0, 0)))
+print('huge offset', tryit(lambda: h.pread(512, 2**64 - 256)))
+print('flush', tryit(lambda: h.flush()))
+print('unknown flag', tryit(lambda: h.pread(512, 0, flags=1 << 7)))
+print('no_hole on read', tryit(lambda: h.pread(512, 0, flags=nbd.CMD_FLAG_NO_HOLE)))
+print('read too large', tryit(lambda: h.pread(33 * 1024 * 1024, 0)))
 big = b'\x5a' * (32 * 1024 * 1024)
 h.pwrite(big, 0)
 print('32 MiB round trip', h.pread(32 * 1024 * 1024, 0) == big)

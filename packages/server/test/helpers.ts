@@ -1,10 +1,10 @@
 /** Start the engine in-process on a Unix socket in a temp dir, and run real clients against it. */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Plugin } from '@nbdts/plugin-api';
+import { run as runCommand, systemFirstPath, type RunResult } from '@nbdts/testkit';
 import { createServer, type ServerHandle, type ServerOptions } from '../src/index.ts';
 import { memPlugin, type MemOptions, type SparseMemory } from './mem-plugin.ts';
 
@@ -38,20 +38,11 @@ export async function start(
   };
 }
 
-export interface RunResult { code: number; stdout: string; stderr: string }
+export type { RunResult };
 
-/** Run a command; never rejects on a non-zero exit (tests assert the code). */
+/** Run a command with Debian's tools first on PATH (nbdsh needs the system python3); never rejects on a non-zero exit. */
 export function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, {
-      timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20,
-      env: { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}` },
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
+  return runCommand(cmd, args, { ...opts, timeoutMs: opts.timeoutMs ?? 30_000, env: { PATH: systemFirstPath() } });
 }
 
 /** Run a Python snippet in nbdsh connected to `uri` (h is the handle; strict mode off for negative tests). */

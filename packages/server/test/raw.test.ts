@@ -6,7 +6,7 @@ import {
   encodeMetaContextRequest,
 } from '@nbdts/protocol';
 import type { Plugin } from '@nbdts/plugin-api';
-import { RawClient } from '../../testkit/src/raw-client.ts';
+import { RawClient } from '@nbdts/testkit';
 import { memPlugin } from './mem-plugin.ts';
 import { run, start, type Running } from './helpers.ts';
 
