@@ -13,7 +13,7 @@ export class VerifyError extends Error {
 }
 
 export interface RetryPolicy {
-  /** Retries after the first attempt. */
+  /** Retries after the first attempt at most (Infinity: only the time budget limits them). */
   retries: number;
   /** First backoff ceiling; doubles per attempt. */
   baseDelayMs: number;
@@ -23,7 +23,13 @@ export interface RetryPolicy {
   budgetMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { retries: 6, baseDelayMs: 100, maxDelayMs: 10_000, budgetMs: 60_000 };
+/**
+ * Keep retrying for a minute, whatever the count: a store that restarts (a
+ * proxy reload, an RGW restart) is back within seconds, and failing a flush
+ * with EIO after a fixed count of quick retries would lose what a short wait
+ * saves. Delays run 100 ms, 200 ms, ... up to 10 s.
+ */
+export const DEFAULT_RETRY: RetryPolicy = { retries: Infinity, baseDelayMs: 100, maxDelayMs: 10_000, budgetMs: 60_000 };
 
 /** Transient store errors and failed verifications are worth another try; auth, precondition and fatal are not. */
 export function isRetryable(err: unknown): boolean {
@@ -31,10 +37,14 @@ export function isRetryable(err: unknown): boolean {
   return err instanceof StoreError && err.kind === 'transient';
 }
 
-/** "Full jitter" backoff: uniform in [0, min(max, base * 2^attempt)), so many clients do not retry in step. */
+/**
+ * "Equal jitter" backoff: uniform in [c/2, c) with c = min(max, base * 2^attempt).
+ * Random, so many clients do not retry in step; never near zero, so a retry
+ * budget is spent waiting for the store rather than in a burst of failures.
+ */
 export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.floor(random() * ceiling);
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(attempt, 52));
+  return Math.floor(ceiling / 2 + random() * (ceiling / 2));
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -54,8 +64,10 @@ export async function withRetry<T>(
       return await fn(attempt);
     } catch (err) {
       if (!isRetryable(err) || attempt >= policy.retries) throw err;
-      const delay = backoffDelay(attempt, policy);
-      if (Date.now() - start + delay > policy.budgetMs) throw err;
+      const elapsed = Date.now() - start;
+      if (elapsed >= policy.budgetMs) throw err;
+      // The last wait is cut to what is left of the budget, so the final attempt still happens in time.
+      const delay = Math.min(backoffDelay(attempt, policy), policy.budgetMs - elapsed);
       onRetry?.(err, attempt + 1, delay);
       await sleep(delay);
     }
