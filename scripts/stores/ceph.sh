@@ -143,7 +143,15 @@ rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw_enable_usage_log = false
 rgw_dns_name = 127.0.0.1
 rgw_thread_pool_size = 64
+$(sts_config)
 EOF
+}
+
+# STS (AssumeRole -> temporary credentials with a session token), so the
+# plugins' session-token= is tested against a real store. The key only signs
+# RGW's own session tokens on this throw-away cluster.
+sts_config() {
+  printf 'rgw_s3_auth_use_sts = true\nrgw_sts_key = %s\n' "$(random_token 16 'a-z0-9')"
 }
 
 # Runs a daemon in the foreground under setsid, so $! is its PID and stop can kill exactly it.
@@ -234,11 +242,34 @@ create_users() {
 export NBDTS_RGW_ENDPOINT=http://127.0.0.1:$RGW_PORT NBDTS_RGW_ACCESS_KEY=$access NBDTS_RGW_SECRET_KEY=$secret NBDTS_RGW_SWIFT_AUTH_URL=http://127.0.0.1:$RGW_PORT/auth/1.0 NBDTS_RGW_SWIFT_USER=nbdts:swift NBDTS_RGW_SWIFT_KEY=$swift
 EOF
   )
+  create_sts_role
+}
+
+# A role the test user may assume (sts:AssumeRole), allowed every S3 action.
+create_sts_role() {
+  radosgw-admin -c "$CONF" caps add --uid nbdts --caps 'roles=*' >/dev/null
+  radosgw-admin -c "$CONF" role create --role-name nbdts-sts \
+    --assume-role-policy-doc '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/nbdts"]},"Action":["sts:AssumeRole"]}]}' >/dev/null
+  radosgw-admin -c "$CONF" role-policy put --role-name nbdts-sts --policy-name s3-all \
+    --policy-doc '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*"],"Resource":"arn:aws:s3:::*"}]}' >/dev/null
+  echo "export NBDTS_RGW_STS_ROLE_ARN=arn:aws:iam:::role/nbdts-sts" >>"$DIR/env"
+}
+
+# Clusters made before STS was configured get it on their next start.
+upgrade_sts() {
+  grep -q NBDTS_RGW_STS_ROLE_ARN "$DIR/env" 2>/dev/null && return
+  say "enabling STS on the existing cluster"
+  grep -q '^rgw_sts_key' "$CONF" || sts_config >>"$CONF"
+  stop_daemons TERM rgw
+  start_rgw
+  wait_for 60 "radosgw" rgw_answers
+  create_sts_role
 }
 
 cmd_start() {
   [ -z "$(missing_packages)" ] || die "Ceph is not installed: run '$0 install' (as root)"
   if [ -f "$DIR/created" ] && pid_alive mon && pid_alive osd && pid_alive rgw && rgw_answers; then
+    upgrade_sts
     say "already running (rgw on 127.0.0.1:$RGW_PORT)"
     return
   fi
@@ -254,6 +285,7 @@ cmd_start() {
     wait_for 60 "ceph-osd" osd_up
     start_rgw
     wait_for 60 "radosgw" rgw_answers
+    upgrade_sts
   fi
   say "started in $((SECONDS - t0))s (rgw on 127.0.0.1:$RGW_PORT, state in $DIR)"
 }

@@ -8,3 +8,7 @@ export { md5Hex } from './io.ts';
 export { isAllZero } from '@nbdts/plugin-api';
 export type { DeviceStats } from './stats.ts';
 export { Progress, parallel, consoleOutput, stderrLogger, type Output } from './ctl-support.ts';
+export {
+  HttpTransport, networkError, DEFAULT_CONNECTIONS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS,
+  type HttpTransportOptions, type TransportRequest, type TransportResponse,
+} from './http.ts';

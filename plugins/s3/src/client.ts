@@ -27,6 +27,21 @@ export interface ConnectOptions {
 // nbdts supports Node 20; the SDK's notice that later SDKs will not is noise in a server's log.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+/** What the direct data path (direct.ts) needs to know about a client made here. */
+export interface ClientSettings {
+  anonymous: boolean;
+  /** Sockets per host, for the direct path's pool too. */
+  connections: number;
+  connectTimeoutMs: number;
+}
+
+const settings = new WeakMap<S3Client, ClientSettings>();
+
+/** The settings a client was made with (defaults for a client made elsewhere: signed, 32 sockets). */
+export function clientSettings(client: S3Client): ClientSettings {
+  return settings.get(client) ?? { anonymous: false, connections: 32, connectTimeoutMs: 10_000 };
+}
+
 /** Requests without a signature (public objects). */
 const unsigned = { sign: async <T>(request: T): Promise<T> => request };
 
@@ -69,7 +84,9 @@ export function makeS3Client(opts: ConnectOptions, region: string | undefined): 
     // and a function prints as [Function] rather than the key if the config is logged.
     config.credentials = async () => ({ accessKeyId, secretAccessKey, sessionToken });
   }
-  return new S3Client(config);
+  const client = new S3Client(config);
+  settings.set(client, { anonymous: opts.anonymous ?? false, connections: maxSockets, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000 });
+  return client;
 }
 
 /**

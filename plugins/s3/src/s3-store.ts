@@ -4,7 +4,9 @@ import {
   GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { log } from '@nbdts/plugin-api';
 import { StoreError, type ObjectInfo, type ObjectStore, type PutOptions } from '@nbdts/objstore';
+import { DirectPath, isRegionRedirect, S3HttpError } from './direct.ts';
 import { isNoSuchKey, toStoreError } from './errors.ts';
 
 export interface S3StoreOptions {
@@ -49,15 +51,37 @@ function parseContentRange(value: string | undefined): { start: number; end: num
 }
 
 /**
- * ObjectStore on one S3 bucket: one SDK call per method, failures classified
+ * The body of a ranged GET, checked against what was asked: a 200 without
+ * Content-Range is a server that ignored Range (cut out what was asked).
+ */
+function rangedBody(key: string, range: { offset: number; length: number }, body: Buffer, status: number | undefined,
+  contentRange: string | undefined): Buffer {
+  const got = parseContentRange(contentRange);
+  if (got === undefined) {
+    if (contentRange === undefined && status === 200) return body.subarray(range.offset, range.offset + range.length);
+    throw new StoreError('transient', `GET ${key}: unparsable Content-Range '${contentRange}'`);
+  }
+  if (got.start !== range.offset || got.end - got.start + 1 !== body.length) {
+    throw new StoreError('transient', `GET ${key}: asked for bytes ${range.offset}+${range.length}, ` +
+      `got ${contentRange} with ${body.length} bytes`);
+  }
+  return body;
+}
+
+/**
+ * ObjectStore on one S3 bucket: one request per method, failures classified
  * into StoreError kinds. Retries, timeouts and MD5/ETag checks are the block
- * layer's (see makeS3Client for why the SDK does not retry).
+ * layer's (see makeS3Client for why the SDK does not retry). GET and PUT of
+ * objects, the data path, bypass the SDK (direct.ts) unless it must do them.
  */
 export class S3Store implements ObjectStore {
   readonly client: S3Client;
   readonly bucket: string;
   readonly description: string;
   readonly #listPageSize: number;
+  #direct: Promise<DirectPath | null> | undefined;
+  /** Set when the bucket answered with a region redirect: from then on the SDK (which follows them) does it all. */
+  #directOff = false;
 
   constructor(opts: S3StoreOptions) {
     this.client = opts.client;
@@ -66,45 +90,97 @@ export class S3Store implements ObjectStore {
     this.#listPageSize = Math.min(1000, Math.max(1, opts.listPageSize ?? 1000));
   }
 
+  /** The direct data path, set up on first use; null when the SDK must send everything. */
+  #directPath(): Promise<DirectPath | null> | null {
+    if (this.#directOff) return null;
+    return this.#direct ??= DirectPath.forBucket(this.client, this.bucket).then((d) => {
+      if (!d) log.info(`s3: ${this.description}: the SDK resolves another auth scheme than SigV4 here; all requests go through it (slower)`);
+      return d;
+    }, (err: unknown) => {
+      log.info(`s3: ${this.description}: no direct data path (${(err as Error).message}); all requests go through the SDK (slower)`);
+      return null;
+    });
+  }
+
+  /** A region redirect: hand this and every later request to the SDK, and say how to avoid it. */
+  #redirected(err: S3HttpError, signingRegion: string): void {
+    if (this.#directOff) return;
+    this.#directOff = true;
+    const region = err.region ?? 'another region';
+    log.warn(`s3: bucket ${this.bucket} is in ${region}, not ${signingRegion}: every request now follows a redirect ` +
+      `through the SDK (slower); start with region=${err.region ?? 'THE-BUCKET-REGION'}`);
+  }
+
   async get(key: string, range?: { offset: number; length: number }, signal?: AbortSignal): Promise<Buffer | null> {
     if (range && range.length <= 0) return Buffer.alloc(0);
     const Range = range ? `bytes=${range.offset}-${range.offset + range.length - 1}` : undefined;
+    const direct = await this.#directPath();
+    const path = direct?.pathFor(key);
+    if (direct && path) {
+      const what = `GET ${key}`;
+      let res;
+      try {
+        res = await direct.request(path, { method: 'GET', headers: Range ? { range: Range } : {}, signal, what });
+      } catch (err) {
+        throw toStoreError(err, what);
+      }
+      if (res.status === 200 || res.status === 206) {
+        return range ? rangedBody(key, range, res.body, res.status, res.headers['content-range']) : res.body;
+      }
+      const err = new S3HttpError(res);
+      if (!isRegionRedirect(res, err)) {
+        if (isNoSuchKey(err)) return null;
+        // Range starts at or past the end: the object is shorter than asked; the caller checks lengths.
+        if (err.Code === 'InvalidRange') return Buffer.alloc(0);
+        throw toStoreError(err, what);
+      }
+      this.#redirected(err, direct.target.signingRegion);
+    }
     try {
       const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range }), { abortSignal: signal });
       const body = await readBody(r.Body, r.ContentLength);
-      if (!range) return body;
-      const got = parseContentRange(r.ContentRange);
-      if (got === undefined) {
-        // 200 with the whole object: the server ignored Range. Cut out what was asked.
-        if (r.ContentRange === undefined && r.$metadata.httpStatusCode === 200) {
-          return body.subarray(range.offset, range.offset + range.length);
-        }
-        throw new StoreError('transient', `GET ${key}: unparsable Content-Range '${r.ContentRange}'`);
-      }
-      if (got.start !== range.offset || got.end - got.start + 1 !== body.length) {
-        throw new StoreError('transient', `GET ${key}: asked for ${Range}, got ${r.ContentRange} with ${body.length} bytes`);
-      }
-      return body;
+      return range ? rangedBody(key, range, body, r.$metadata.httpStatusCode, r.ContentRange) : body;
     } catch (err) {
       if (isNoSuchKey(err)) return null;
-      // Range starts at or past the end: the object is shorter than asked; the caller checks lengths.
       if ((err as { name?: string }).name === 'InvalidRange') return Buffer.alloc(0);
       throw toStoreError(err, `GET ${key}`);
     }
   }
 
   async put(key: string, data: Buffer, opts: PutOptions, signal?: AbortSignal): Promise<string> {
+    // The store checks the body against it (BadDigest otherwise), so the body needs no SHA-256.
+    const contentMd5 = Buffer.from(opts.md5, 'hex').toString('base64');
+    const contentType = opts.contentType ?? 'application/octet-stream';
+    const direct = await this.#directPath();
+    const path = direct?.pathFor(key);
+    if (direct && path) {
+      const what = `PUT ${key}`;
+      const headers: Record<string, string> = {
+        'content-length': String(data.length), 'content-md5': contentMd5, 'content-type': contentType,
+      };
+      if (opts.ifNoneMatch) headers['if-none-match'] = '*';
+      for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`x-amz-meta-${k.toLowerCase()}`] = v;
+      let res;
+      try {
+        res = await direct.request(path, { method: 'PUT', headers, body: data, signal, what });
+      } catch (err) {
+        throw toStoreError(err, what);
+      }
+      if (res.status === 200) return unquote(res.headers.etag) ?? '';
+      const err = new S3HttpError(res);
+      if (!isRegionRedirect(res, err)) throw toStoreError(err, what);
+      this.#redirected(err, direct.target.signingRegion);
+    }
     try {
       const r = await this.client.send(new PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
         Body: data,
         ContentLength: data.length,
-        // The store checks the body against it (BadDigest otherwise).
-        ContentMD5: Buffer.from(opts.md5, 'hex').toString('base64'),
+        ContentMD5: contentMd5,
         IfNoneMatch: opts.ifNoneMatch ? '*' : undefined,
         Metadata: opts.metadata,
-        ContentType: opts.contentType ?? 'application/octet-stream',
+        ContentType: contentType,
       }), { abortSignal: signal });
       return unquote(r.ETag) ?? '';
     } catch (err) {
@@ -185,7 +261,11 @@ export class S3Store implements ObjectStore {
   }
 
   async close(): Promise<void> {
+    const direct = this.#direct;
+    this.#direct = undefined;
+    this.#directOff = true;
     this.client.destroy();
+    await (await direct)?.close();
   }
 }
 

@@ -1,16 +1,22 @@
 import { ConfigError } from '@nbdts/plugin-api';
-import { StoreError } from '@nbdts/objstore';
+import { DEFAULT_CONNECTIONS, StoreError } from '@nbdts/objstore';
 import { SwiftConnection, SwiftContainerStore, createAuthenticator, type AuthOptions } from './client/index.ts';
 
-/** A connection + container store for one container, with a user-facing error when the options do not add up. */
-export function containerStore(container: string, auth: AuthOptions, options: { listLimit?: number } = {}): SwiftContainerStore {
+/**
+ * A connection + container store for one container, with a user-facing error when the options do not add up.
+ * `requestsInFlight`: the most requests the caller runs at once; there are at least that many sockets, so none waits for one.
+ */
+export function containerStore(container: string, auth: AuthOptions,
+  options: { listLimit?: number; requestsInFlight?: number } = {}): SwiftContainerStore {
   let authenticator;
   try {
     authenticator = createAuthenticator(auth);
   } catch (err) {
     throw new ConfigError(`swift: ${container}: ${(err as Error).message}`);
   }
-  return new SwiftContainerStore(new SwiftConnection(authenticator, { timeoutMs: auth.timeoutMs }), container, options);
+  const connections = Math.max(DEFAULT_CONNECTIONS, options.requestsInFlight ?? 0);
+  return new SwiftContainerStore(new SwiftConnection(authenticator, { timeoutMs: auth.timeoutMs, connections }), container,
+    { listLimit: options.listLimit });
 }
 
 /** Turn a store failure at start-up into one line that says what to do. */

@@ -166,7 +166,10 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
       config = c;
       exports.clear();
       for (const s of resolved.exports) {
-        exports.set(s.container, { settings: s, store: containerStore(s.container, s.auth, { listLimit: options.listLimit }) });
+        exports.set(s.container, {
+          settings: s,
+          store: containerStore(s.container, s.auth, { listLimit: options.listLimit, requestsInFlight: c.connections }),
+        });
       }
       defaultName = resolved.exports[0]!.container;
       singleContainer = Boolean(c.container);

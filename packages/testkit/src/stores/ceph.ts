@@ -11,6 +11,8 @@ export interface CephEnv {
   /** `user:subuser` with a Swift key. */
   swiftUser: string;
   swiftKey: string;
+  /** A role the test user may assume through RGW's STS (AssumeRole). */
+  stsRoleArn: string;
 }
 
 const SCRIPT = storeScript('ceph');
@@ -28,5 +30,6 @@ export const ensureCeph: () => Promise<CephEnv> = once(async () => {
   return requireVars(vars, {
     endpoint: 'NBDTS_RGW_ENDPOINT', accessKey: 'NBDTS_RGW_ACCESS_KEY', secretKey: 'NBDTS_RGW_SECRET_KEY',
     swiftAuthUrl: 'NBDTS_RGW_SWIFT_AUTH_URL', swiftUser: 'NBDTS_RGW_SWIFT_USER', swiftKey: 'NBDTS_RGW_SWIFT_KEY',
+    stsRoleArn: 'NBDTS_RGW_STS_ROLE_ARN',
   }, `${SCRIPT} env`);
 });

@@ -1,5 +1,5 @@
 import { Secret } from '@nbdts/plugin-api';
-import { StoreError } from '@nbdts/objstore';
+import { StoreError, type HttpTransport } from '@nbdts/objstore';
 import { send } from './http.ts';
 import { statusError } from './errors.ts';
 
@@ -16,7 +16,8 @@ export interface Authenticator {
   readonly description: string;
   /** False for a fixed token: a 401 cannot be cured by asking again. */
   readonly canRefresh: boolean;
-  authenticate(signal?: AbortSignal): Promise<Credentials>;
+  /** `transport`: the connection's sockets; without it a process-wide transport is used. */
+  authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials>;
 }
 
 export type AuthVersion = 1 | 2 | 3;
@@ -90,21 +91,21 @@ export class V1Auth implements Authenticator {
     this.description = `auth v1 user ${user} at ${url}`;
   }
 
-  async authenticate(signal?: AbortSignal): Promise<Credentials> {
+  async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
     const what = `authenticating ${this.user} at ${this.url}`;
     const res = await send({
       method: 'GET', url: this.url, what, signal, timeoutMs: this.timeoutMs,
       headers: { 'X-Auth-User': this.user, 'X-Auth-Key': this.key.reveal() },
-    });
+    }, transport);
     if (res.status < 200 || res.status >= 300) {
       throw authFailed(what, res.status, res.body.toString('utf8'), 'check username (account:user for tempauth) and password');
     }
-    const storageUrl = res.headers.get('x-storage-url');
-    const token = res.headers.get('x-auth-token') ?? res.headers.get('x-storage-token');
+    const storageUrl = res.headers['x-storage-url'];
+    const token = res.headers['x-auth-token'] ?? res.headers['x-storage-token'];
     if (!storageUrl || !token) {
       throw new StoreError('fatal', `${what}: the answer has no X-Storage-Url/X-Auth-Token: is this a Swift v1 auth URL?`);
     }
-    const ttl = Number(res.headers.get('x-auth-token-expires'));
+    const ttl = Number(res.headers['x-auth-token-expires']);
     return {
       storageUrl, token: new Secret(token),
       expiresAt: Number.isFinite(ttl) && ttl > 0 ? Date.now() + ttl * 1000 : undefined,
@@ -136,7 +137,7 @@ export class V2Auth implements Authenticator {
     this.description = `keystone v2 user ${o.username ?? o.userId} at ${authUrl}`;
   }
 
-  async authenticate(signal?: AbortSignal): Promise<Credentials> {
+  async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
     const o = this.o;
     const what = `authenticating ${o.username ?? o.userId} at ${this.url}`;
     const auth: Record<string, unknown> = {
@@ -148,7 +149,7 @@ export class V2Auth implements Authenticator {
       method: 'POST', url: this.url, what, signal, timeoutMs: o.timeoutMs,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify({ auth }),
-    });
+    }, transport);
     if (res.status !== 200) {
       throw authFailed(what, res.status, res.body.toString('utf8'), 'check username, password and project-name (tenant)');
     }
@@ -210,19 +211,19 @@ export class V3Auth implements Authenticator {
     return { auth: body };
   }
 
-  async authenticate(signal?: AbortSignal): Promise<Credentials> {
+  async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
     const o = this.o;
     const what = `authenticating ${this.description}`;
     const res = await send({
       method: 'POST', url: this.url, what, signal, timeoutMs: o.timeoutMs,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(this.requestBody()),
-    });
+    }, transport);
     if (res.status !== 201 && res.status !== 200) {
       throw authFailed(what, res.status, res.body.toString('utf8'),
         'check username/user-domain-name, password and project-name/project-domain-name (or the application credential)');
     }
-    const tokenId = res.headers.get('x-subject-token');
+    const tokenId = res.headers['x-subject-token'];
     if (!tokenId) throw new StoreError('fatal', `${what}: the answer has no X-Subject-Token`);
     const token = (parseJson(what, res.body) as { token?: Record<string, unknown> }).token ?? {};
     const catalog = (token.catalog as { type?: string; endpoints?: Record<string, string>[] }[] | undefined) ?? [];
@@ -260,8 +261,8 @@ class StorageUrlOverride implements Authenticator {
     this.canRefresh = inner.canRefresh;
     this.description = `${inner.description}, storage ${storageUrl}`;
   }
-  async authenticate(signal?: AbortSignal): Promise<Credentials> {
-    return { ...(await this.inner.authenticate(signal)), storageUrl: this.storageUrl };
+  async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
+    return { ...(await this.inner.authenticate(signal, transport)), storageUrl: this.storageUrl };
   }
 }
 

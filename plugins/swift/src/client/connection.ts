@@ -1,6 +1,6 @@
-import { StoreError } from '@nbdts/objstore';
+import { HttpTransport, StoreError } from '@nbdts/objstore';
 import type { Authenticator, Credentials } from './auth.ts';
-import { send, DEFAULT_TIMEOUT_MS, type HttpResponse } from './http.ts';
+import { DEFAULT_TIMEOUT_MS, type HttpResponse } from './http.ts';
 import { statusError } from './errors.ts';
 
 /** Ask for a new token this long before the old one expires, so no request races the expiry. */
@@ -38,11 +38,20 @@ export function encodeName(name: string): string {
  */
 export class SwiftConnection {
   readonly timeoutMs: number;
+  /** Keep-alive sockets for this account (auth requests included). */
+  readonly transport: HttpTransport;
   #creds: Credentials | undefined;
   #pending: Promise<Credentials> | undefined;
 
-  constructor(readonly auth: Authenticator, options: { timeoutMs?: number } = {}) {
+  /** `connections`: sockets per host; the default (32) exceeds the plugin's requests in flight, so none waits for a socket. */
+  constructor(readonly auth: Authenticator, options: { timeoutMs?: number; connections?: number } = {}) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.transport = new HttpTransport({ connections: options.connections });
+  }
+
+  /** Close the sockets; requests made afterwards fail. */
+  close(): Promise<void> {
+    return this.transport.close();
   }
 
   get description(): string {
@@ -67,7 +76,7 @@ export class SwiftConnection {
    * aborted request does not fail everyone waiting for the token.
    */
   #reauthenticate(): Promise<Credentials> {
-    this.#pending ??= this.auth.authenticate().then(
+    this.#pending ??= this.auth.authenticate(undefined, this.transport).then(
       (creds) => { this.#creds = creds; this.#pending = undefined; return creds; },
       (err: unknown) => { this.#pending = undefined; throw err; },
     );
@@ -86,7 +95,7 @@ export class SwiftConnection {
   async request(req: SwiftRequest): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
       const creds = await this.credentials();
-      const res = await send({
+      const res = await this.transport.request({
         method: req.method,
         url: this.#url(creds.storageUrl, req),
         headers: { ...req.headers, 'X-Auth-Token': creds.token.reveal() },

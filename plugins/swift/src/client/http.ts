@@ -1,45 +1,22 @@
-import { classifyFetchError } from './errors.ts';
+import { HttpTransport, DEFAULT_REQUEST_TIMEOUT_MS, type TransportRequest, type TransportResponse } from '@nbdts/objstore';
 
-export interface HttpRequest {
-  method: string;
-  url: string;
-  headers?: Record<string, string>;
-  body?: Buffer | string;
-  /** Whole request including reading the body; default 30 s. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** For error messages: "GET disk.part/00000001". Never include secrets. */
-  what: string;
+export type HttpRequest = TransportRequest;
+export type HttpResponse = TransportResponse;
+
+export const DEFAULT_TIMEOUT_MS = DEFAULT_REQUEST_TIMEOUT_MS;
+
+let shared: HttpTransport | undefined;
+
+/** For requests made outside a SwiftConnection (an authenticator used on its own): idle sockets do not keep the process alive. */
+function sharedTransport(): HttpTransport {
+  shared ??= new HttpTransport();
+  return shared;
 }
-
-export interface HttpResponse {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
-
-export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /**
- * One HTTP exchange with fetch (undici: keep-alive by default), body read in
- * full under the same deadline, network failures turned into StoreErrors.
- * Reading the body always (even of errors) lets the connection be reused.
+ * One HTTP exchange, body read in full, network failures as StoreErrors (the
+ * caller's abort passes through). Redirects are returned, not followed.
  */
-export async function send(req: HttpRequest): Promise<HttpResponse> {
-  const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
-  try {
-    const res = await fetch(req.url, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      signal,
-      redirect: 'manual',
-    });
-    const body = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.arrayBuffer());
-    return { status: res.status, headers: res.headers, body };
-  } catch (err) {
-    throw classifyFetchError(err, req.what, timeoutMs, req.signal);
-  }
+export function send(req: HttpRequest, transport: HttpTransport = sharedTransport()): Promise<HttpResponse> {
+  return transport.request(req);
 }

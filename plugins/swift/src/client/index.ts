@@ -4,5 +4,5 @@ export {
 } from './auth.ts';
 export { SwiftConnection, encodeName, type SwiftRequest, type ContainerSummary } from './connection.ts';
 export { SwiftContainerStore, type ContainerStoreOptions, type ContainerInfo } from './container-store.ts';
-export { kindOfStatus, classifyFetchError } from './errors.ts';
+export { kindOfStatus, statusError } from './errors.ts';
 export { send, DEFAULT_TIMEOUT_MS, type HttpRequest, type HttpResponse } from './http.ts';

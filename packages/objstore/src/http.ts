@@ -1,0 +1,297 @@
+import { constants as bufferConstants } from 'node:buffer';
+import { Pool, type Dispatcher } from 'undici';
+import { StoreError } from './store.ts';
+
+export const DEFAULT_CONNECTIONS = 32;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+export interface HttpTransportOptions {
+  /** Sockets per origin (the most requests in flight to one host). Default 32. */
+  connections?: number;
+  /** Time limit for opening a TCP (and TLS) connection. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** How long an idle keep-alive socket is kept. Default 4 s (undici's), shortened by the server's Keep-Alive hint. */
+  keepAliveTimeoutMs?: number;
+}
+
+export interface TransportRequest {
+  method: string;
+  url: string;
+  headers?: Record<string, string>;
+  body?: Buffer | string;
+  /** The whole exchange, reading the body included. Default 30 s; 0 = none. */
+  timeoutMs?: number;
+  /** The caller's abort: rejects with the signal's reason, never as a transient error. */
+  signal?: AbortSignal;
+  /** For error messages, e.g. "GET disk.part/00000001 in c1". Never include secrets. */
+  what: string;
+}
+
+export interface TransportResponse {
+  status: number;
+  /** Lower-case names; repeated headers joined with ", ". No prototype, so any name is safe to look up. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Error codes of a network hiccup: another attempt may well work. */
+const TRANSIENT_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH',
+  'ENETDOWN', 'ENETRESET', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+
+/** The errno-style code of a network error (undici may wrap the socket's error in `cause`). */
+function codeOf(err: unknown): string | undefined {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') return e.code;
+  }
+  return undefined;
+}
+
+/**
+ * A StoreError for a request that got no (complete) answer. Connection
+ * failures, resets, timeouts and garbled responses (HPE_*: a proxy or a
+ * half-dead server) are transient; a host that does not resolve, TLS
+ * certificate problems and invalid requests are fatal, as retrying cannot help.
+ */
+export function networkError(err: unknown, what: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = codeOf(err);
+  const message = (err as Error | undefined)?.message ?? String(err);
+  if (code === 'ENOTFOUND') {
+    return new StoreError('fatal', `${what}: host not found (check the URL)`, undefined, { cause: err });
+  }
+  const detail = code && !message.includes(code) ? `${code}: ${message}` : message;
+  if (code === undefined || TRANSIENT_CODES.has(code) || code.startsWith('HPE_')) {
+    return new StoreError('transient', `${what}: ${detail}`, undefined, { cause: err });
+  }
+  return new StoreError('fatal', `${what}: ${detail}`, undefined, { cause: err });
+}
+
+/** A header value as a string: repeated headers joined, as fetch's Headers does. */
+function headerValue(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? v.join(', ') : (v ?? '');
+}
+
+/**
+ * Collects one response: status, headers and the body in one buffer. The body
+ * is read in full even for error statuses, so the socket goes back to the pool.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  #done = false;
+  #status = 0;
+  #headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  /** Preallocated from Content-Length, filled at #received; or undefined with #chunks. */
+  #body: Buffer | undefined;
+  #expected = -1;
+  #received = 0;
+  #chunks: Buffer[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #signal: AbortSignal | undefined;
+  readonly #onAbort = (): void => this.#abort(this.#signal!.reason ?? new Error('aborted'), true);
+
+  constructor(
+    private readonly req: TransportRequest,
+    private readonly resolve: (res: TransportResponse) => void,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    const timeoutMs = req.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    if (timeoutMs > 0) {
+      this.#timer = setTimeout(() => this.#abort(
+        new StoreError('transient', `${req.what}: no answer within ${timeoutMs / 1000} s`), false), timeoutMs);
+    }
+    if (req.signal) {
+      this.#signal = req.signal;
+      req.signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+  }
+
+  /** Settle once: later callbacks (undici reporting the abort we asked for) are ignored. */
+  #settle(): boolean {
+    if (this.#done) return false;
+    this.#done = true;
+    clearTimeout(this.#timer);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    return true;
+  }
+
+  /** A deadline or the caller's abort. Before the request has a socket, undici is told in onRequestStart. */
+  #abort(reason: unknown, byCaller: boolean): void {
+    if (!this.#settle()) return;
+    const err = reason instanceof Error ? reason : new Error(String(reason));
+    this.#controller?.abort(err);
+    this.reject(byCaller ? reason : networkError(err, this.req.what));
+  }
+
+  #fail(err: StoreError): void {
+    if (!this.#settle()) return;
+    this.#controller?.abort(err);
+    this.reject(err);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#done) controller.abort(new Error('request ended before it was sent'));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+    if (status < 200) return; // 100 Continue and friends: the real answer follows
+    this.#status = status;
+    for (const name in headers) this.#headers[name] = headerValue(headers[name]);
+    // No body whatever Content-Length says: HEAD answers, 204 and 304.
+    if (this.req.method === 'HEAD' || status === 204 || status === 304) {
+      this.#expected = 0;
+      return;
+    }
+    const cl = this.#headers['content-length'];
+    if (cl !== undefined && /^\d+$/.test(cl)) {
+      const n = Number(cl);
+      if (n > bufferConstants.MAX_LENGTH) {
+        this.#fail(new StoreError('fatal', `${this.req.what}: the response is too large (${n} bytes)`, status));
+        return;
+      }
+      this.#expected = n;
+      // Exactly one copy, from the socket's chunks into the final buffer; every byte is written before it is returned.
+      if (n > 0) this.#body = Buffer.allocUnsafe(n);
+    }
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done) return;
+    if (this.#expected < 0) {
+      // Socket chunks are not reused by undici, so keeping them until the end is safe.
+      this.#chunks.push(chunk);
+      this.#received += chunk.length;
+      return;
+    }
+    if (this.#received + chunk.length > this.#expected || this.#body === undefined) {
+      this.#fail(this.#lengthError(this.#received + chunk.length, 'more than'));
+      return;
+    }
+    chunk.copy(this.#body, this.#received);
+    this.#received += chunk.length;
+  }
+
+  onResponseEnd(): void {
+    if (this.#done) return;
+    let body: Buffer;
+    if (this.#expected < 0) {
+      body = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#received);
+    } else if (this.#received !== this.#expected) {
+      this.#fail(this.#lengthError(this.#received, 'only'));
+      return;
+    } else {
+      body = this.#body ?? Buffer.alloc(0);
+    }
+    if (!this.#settle()) return;
+    this.resolve({ status: this.#status, headers: this.#headers, body });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.refused(err);
+  }
+
+  /** The request failed before or during the exchange. */
+  refused(err: unknown): void {
+    if (!this.#settle()) return;
+    this.reject(networkError(err, this.req.what));
+  }
+
+  #lengthError(got: number, how: string): StoreError {
+    return new StoreError('transient',
+      `${this.req.what}: the response body is ${how} its Content-Length (${got} bytes received, ${this.#expected} announced)`,
+      this.#status);
+  }
+}
+
+/**
+ * A lean HTTP/1.1 client for object stores: keep-alive sockets per origin
+ * (no pipelining), each exchange read into one Buffer, network failures as
+ * StoreErrors. It skips what fetch costs per request (WHATWG streams,
+ * Headers, body mixins), which on a 2-core box is CPU the store needs.
+ * Redirects are not followed: a 3xx is returned like any other status.
+ */
+export class HttpTransport {
+  readonly #options: Pool.Options;
+  /**
+   * One Pool per origin, not an undici Agent: undici 7's Agent closes an
+   * origin's pool whenever its last socket closes (after any HEAD, or an idle
+   * timeout), and the late 'disconnect' of the closed pool is then counted
+   * against its replacement, which it closes in turn, so from then on every
+   * request opened a new connection.
+   */
+  readonly #pools = new Map<string, Pool>();
+  #closed = false;
+
+  constructor(opts: HttpTransportOptions = {}) {
+    const connections = opts.connections ?? DEFAULT_CONNECTIONS;
+    if (!Number.isInteger(connections) || connections < 1) {
+      throw new RangeError(`HttpTransport: connections must be a positive integer, got ${connections}`);
+    }
+    this.#options = {
+      connections,
+      pipelining: 1,
+      connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
+      ...(opts.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: opts.keepAliveTimeoutMs } : {}),
+    };
+  }
+
+  #pool(origin: string): Pool {
+    let pool = this.#pools.get(origin);
+    if (!pool) {
+      pool = new Pool(origin, this.#options);
+      this.#pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** One exchange. Resolves with any HTTP status; rejects with StoreError for network failures, or the caller's abort reason. */
+  request(req: TransportRequest): Promise<TransportResponse> {
+    return new Promise<TransportResponse>((resolve, reject) => {
+      if (req.signal?.aborted) {
+        reject(req.signal.reason);
+        return;
+      }
+      if (this.#closed) {
+        reject(new StoreError('fatal', `${req.what}: the HTTP client is closed`));
+        return;
+      }
+      let url: URL;
+      try {
+        url = new URL(req.url);
+      } catch {
+        reject(new StoreError('fatal', `${req.what}: not a valid URL: ${req.url}`));
+        return;
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        reject(new StoreError('fatal', `${req.what}: only http: and https: URLs are supported, not ${url.protocol}`));
+        return;
+      }
+      const handler = new Exchange(req, resolve, reject);
+      try {
+        this.#pool(url.origin).dispatch({
+          path: url.pathname + url.search,
+          method: req.method as Dispatcher.HttpMethod,
+          headers: req.headers,
+          body: req.body,
+        }, handler);
+      } catch (err) {
+        // undici validates synchronously (e.g. a header value with a newline): bad input, not the network.
+        handler.refused(err);
+      }
+    });
+  }
+
+  /** Close idle sockets and refuse new requests; requests in flight finish first. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}
