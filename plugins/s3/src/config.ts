@@ -29,6 +29,8 @@ export const s3Config = z.object({
   cache: z.enum(['writeback', 'writethrough']).default('writeback')
     .describe('Split mode. writeback: writes complete in memory and are stored within ~1 s, at flush or FUA; writethrough: stored before they complete'),
   timeout: param.int(1, 3600).default(60).describe('Seconds before one S3 request is abandoned and retried'),
+  verifyEtag: param.bool().default(true)
+    .describe('Split mode: compare each PUT\'s ETag with its MD5; turn off for SSE-KMS/SSE-C buckets, whose ETags are not MD5s (Content-MD5 is still sent, so the store still checks every body)'),
   lock: param.bool().default(true).describe('Split mode: lock the disk (object KEY/nbdts-lock) while serving it'),
   force: param.bool().default(false).describe('Break a lock left by a server that is gone (warns whose lock it was)'),
 });

@@ -81,6 +81,7 @@ export async function openDisk(c: S3Config, readonly = false): Promise<S3Disk> {
       maxInFlight: c.connections,
       writethrough: c.cache === 'writethrough',
       requestTimeoutMs: c.timeout * 1000,
+      verifyEtag: c.verifyEtag,
       // S3 (and RGW) list what was written: split objects not listed read as zeros without a
       // GET. Single-object mode lists nothing, so trusting the (empty) listing would read zeros.
       trustListing: mode === 'split',

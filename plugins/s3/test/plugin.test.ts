@@ -114,6 +114,19 @@ describe('s3 plugin on Ceph RGW', () => {
     }
   });
 
+  it('verify-etag=false (SSE-KMS buckets) still stores and reads back; the check is on by default', async () => {
+    expect((await parse({ ...creds, key: 'k' })).verifyEtag).toBe(true);
+    const { plugin, h } = await start({ ...creds, key: 'noverify', size: '1M', objectSize: '256K', verifyEtag: 'false' });
+    try {
+      const data = randomBytes(300_000);
+      await plugin.pwrite!(h, data, 4096, Flag.FUA);
+      expect((await read(plugin, h, 4096, data.length)).equals(data)).toBe(true);
+    } finally {
+      await plugin.unload!();
+    }
+    expect(await store.head('noverify/0000000000000001')).not.toBeNull();
+  });
+
   it('locks a split disk: a second server is refused, force=true breaks the lock', async () => {
     const params = { ...creds, key: 'locked', size: '1M', objectSize: '64K' };
     const first = await start(params);
