@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Secret } from '@nbdts/plugin-api';
+import { DEFAULT_CONNECTIONS, DEFAULT_CONNECT_TIMEOUT_MS } from '@nbdts/objstore';
 
 /** How to reach S3 and who we are. Secrets stay wrapped until the SDK needs them. */
 export interface ConnectOptions {
@@ -37,9 +38,9 @@ export interface ClientSettings {
 
 const settings = new WeakMap<S3Client, ClientSettings>();
 
-/** The settings a client was made with (defaults for a client made elsewhere: signed, 32 sockets). */
+/** The settings a client was made with (for a client made elsewhere: signed, the transport's defaults). */
 export function clientSettings(client: S3Client): ClientSettings {
-  return settings.get(client) ?? { anonymous: false, connections: 32, connectTimeoutMs: 10_000 };
+  return settings.get(client) ?? { anonymous: false, connections: DEFAULT_CONNECTIONS, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS };
 }
 
 /** Requests without a signature (public objects). */
@@ -54,7 +55,8 @@ const unsigned = { sign: async <T>(request: T): Promise<T> => request };
  *  - followRegionRedirects so a wrong or default region still reaches an AWS bucket.
  */
 export function makeS3Client(opts: ConnectOptions, region: string | undefined): S3Client {
-  const maxSockets = Math.max(4, opts.maxSockets ?? 32);
+  const maxSockets = Math.max(4, opts.maxSockets ?? DEFAULT_CONNECTIONS);
+  const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const agent = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
   const config: S3ClientConfig = {
     region,
@@ -67,7 +69,7 @@ export function makeS3Client(opts: ConnectOptions, region: string | undefined): 
     requestHandler: {
       httpAgent: new HttpAgent(agent),
       httpsAgent: new HttpsAgent(agent),
-      connectionTimeout: opts.connectTimeoutMs ?? 10_000,
+      connectionTimeout: connectTimeoutMs,
       // ObjectIO times out each attempt itself (and aborts it through the signal).
       requestTimeout: 0,
     },
@@ -85,7 +87,7 @@ export function makeS3Client(opts: ConnectOptions, region: string | undefined): 
     config.credentials = async () => ({ accessKeyId, secretAccessKey, sessionToken });
   }
   const client = new S3Client(config);
-  settings.set(client, { anonymous: opts.anonymous ?? false, connections: maxSockets, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000 });
+  settings.set(client, { anonymous: opts.anonymous ?? false, connections: maxSockets, connectTimeoutMs });
   return client;
 }
 

@@ -69,6 +69,18 @@ function rangedBody(key: string, range: { offset: number; length: number }, body
 }
 
 /**
+ * A GET failure that answers the question, from the SDK or the direct path
+ * (S3HttpError is named after its code): a missing object reads as null; a
+ * range that starts at or past the end as no bytes (the object is shorter
+ * than asked; the caller checks lengths). Undefined for real failures.
+ */
+function getAnswer(err: unknown): Buffer | null | undefined {
+  if (isNoSuchKey(err)) return null;
+  if ((err as { name?: string }).name === 'InvalidRange') return Buffer.alloc(0);
+  return undefined;
+}
+
+/**
  * ObjectStore on one S3 bucket: one request per method, failures classified
  * into StoreError kinds. Retries, timeouts and MD5/ETag checks are the block
  * layer's (see makeS3Client for why the SDK does not retry). GET and PUT of
@@ -129,9 +141,8 @@ export class S3Store implements ObjectStore {
       }
       const err = new S3HttpError(res);
       if (!isRegionRedirect(res, err)) {
-        if (isNoSuchKey(err)) return null;
-        // Range starts at or past the end: the object is shorter than asked; the caller checks lengths.
-        if (err.Code === 'InvalidRange') return Buffer.alloc(0);
+        const answer = getAnswer(err);
+        if (answer !== undefined) return answer;
         throw toStoreError(err, what);
       }
       this.#redirected(err, direct.target.signingRegion);
@@ -141,8 +152,8 @@ export class S3Store implements ObjectStore {
       const body = await readBody(r.Body, r.ContentLength);
       return range ? rangedBody(key, range, body, r.$metadata.httpStatusCode, r.ContentRange) : body;
     } catch (err) {
-      if (isNoSuchKey(err)) return null;
-      if ((err as { name?: string }).name === 'InvalidRange') return Buffer.alloc(0);
+      const answer = getAnswer(err);
+      if (answer !== undefined) return answer;
       throw toStoreError(err, `GET ${key}`);
     }
   }
