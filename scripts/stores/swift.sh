@@ -71,6 +71,20 @@ answering() {
   curl -fsS -o /dev/null --max-time 2 -H "X-Auth-User: $USER1" -H "X-Auth-Key: $KEY1" "$(auth_url)" 2>/dev/null
 }
 
+# The proxy answers auth by itself (tempauth) while the account, container and
+# object servers may still be importing: only a real write proves the cluster
+# serves. One container PUT, object PUT and DELETE, retried until they succeed.
+serving() {
+  local headers url token
+  headers=$(curl -fsS -D - -o /dev/null --max-time 5 -H "X-Auth-User: $USER1" -H "X-Auth-Key: $KEY1" "$(auth_url)" 2>/dev/null) || return 1
+  url=$(tr -d '\r' <<<"$headers" | sed -n 's/^[Xx]-[Ss]torage-[Uu]rl: //p')
+  token=$(tr -d '\r' <<<"$headers" | sed -n 's/^[Xx]-[Aa]uth-[Tt]oken: //p')
+  [[ -n $url && -n $token ]] || return 1
+  curl -fsS -o /dev/null --max-time 10 -X PUT -H "X-Auth-Token: $token" "$url/nbdts-warmup" 2>/dev/null &&
+    curl -fsS -o /dev/null --max-time 10 -X PUT -H "X-Auth-Token: $token" --data-binary warm "$url/nbdts-warmup/probe" 2>/dev/null &&
+    curl -fsS -o /dev/null --max-time 10 -X DELETE -H "X-Auth-Token: $token" "$url/nbdts-warmup/probe" 2>/dev/null
+}
+
 running() {
   local d
   for d in "${DAEMONS[@]}"; do alive "$d" || return 1; done
@@ -256,6 +270,11 @@ cmd_start() {
     sleep 0.2
   done
   answering || { cmd_stop >/dev/null; die "Swift did not answer at $(auth_url) within 30 s (logs: $LOG)"; }
+  for ((i = 0; i < 150; i++)); do
+    if serving; then break; fi
+    sleep 0.2
+  done
+  serving || { cmd_stop >/dev/null; die "Swift answers auth but does not store objects within 30 s (logs: $LOG)"; }
   print_env
 }
 

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { ConfigError } from '@nbdts/plugin-api';
 import { StoreError, type ObjectStore } from './store.ts';
 import { md5Hex } from './io.ts';
+import { withStartupRetry } from './retry.ts';
 
 /** What a lock object holds (JSON). */
 export interface LockInfo {
@@ -42,15 +43,20 @@ export function defaultLockOwner(): string {
 /**
  * Take the lock by creating `lockKey` only if it does not exist (If-None-Match: *),
  * which the store does atomically. Throws LockHeldError when someone holds it.
+ * A busy answer (503) is retried for a few seconds; that is safe because a
+ * retry that meets a lock with our owner string knows the first try landed.
  */
 export async function acquireLock(store: ObjectStore, lockKey: string, owner: string = defaultLockOwner()): Promise<HeldLock> {
   const info: LockInfo = { owner, since: new Date().toISOString() };
   const body = Buffer.from(JSON.stringify(info));
   try {
-    await store.put(lockKey, body, { md5: md5Hex(body), ifNoneMatch: true, contentType: 'application/json' });
+    await withStartupRetry(() => store.put(lockKey, body, { md5: md5Hex(body), ifNoneMatch: true, contentType: 'application/json' }));
   } catch (err) {
     if (err instanceof StoreError && err.kind === 'precondition') {
-      throw new LockHeldError(store, lockKey, await readLock(store, lockKey).catch(() => null));
+      const holder = await readLock(store, lockKey).catch(() => null);
+      // A retried PUT whose first try was stored but answered 503 finds our own lock: it is ours.
+      if (holder?.owner === owner) return { key: lockKey, info: { owner, since: holder.since } };
+      throw new LockHeldError(store, lockKey, holder);
     }
     throw err;
   }

@@ -31,6 +31,22 @@ export interface RetryPolicy {
  */
 export const DEFAULT_RETRY: RetryPolicy = { retries: Infinity, baseDelayMs: 100, maxDelayMs: 10_000, budgetMs: 60_000 };
 
+/**
+ * Start-up: a store that answers "busy" (503, 429, 500) is given ten seconds,
+ * since a freshly started or briefly overloaded Swift or RGW says exactly
+ * that; one that does not answer at all fails at once (see isBusyAnswer), so
+ * a wrong URL still gets its one-line error without a wait.
+ */
+export const STARTUP_RETRY: RetryPolicy = { retries: Infinity, baseDelayMs: 200, maxDelayMs: 2_000, budgetMs: 10_000 };
+
+/**
+ * The store answered, with a status that means "try again later" (not a refused
+ * or timed-out connection; not 501/505, which no wait will change).
+ */
+export function isBusyAnswer(err: unknown): boolean {
+  return err instanceof StoreError && err.kind === 'transient' && err.status !== undefined && err.status !== 501 && err.status !== 505;
+}
+
 /** Transient store errors and failed verifications are worth another try; auth, precondition and fatal are not. */
 export function isRetryable(err: unknown): boolean {
   if (err instanceof VerifyError) return true;
@@ -57,13 +73,14 @@ export async function withRetry<T>(
   policy: RetryPolicy,
   fn: (attempt: number) => Promise<T>,
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
+  retryable: (err: unknown) => boolean = isRetryable,
 ): Promise<T> {
   const start = Date.now();
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn(attempt);
     } catch (err) {
-      if (!isRetryable(err) || attempt >= policy.retries) throw err;
+      if (!retryable(err) || attempt >= policy.retries) throw err;
       const elapsed = Date.now() - start;
       if (elapsed >= policy.budgetMs) throw err;
       // The last wait is cut to what is left of the budget, so the final attempt still happens in time.
@@ -72,4 +89,9 @@ export async function withRetry<T>(
       await sleep(delay);
     }
   }
+}
+
+/** withRetry for start-up calls: busy answers only, within STARTUP_RETRY's budget. */
+export function withStartupRetry<T>(fn: () => Promise<T>, onRetry?: (err: unknown, attempt: number, delayMs: number) => void): Promise<T> {
+  return withRetry(STARTUP_RETRY, fn, onRetry, isBusyAnswer);
 }

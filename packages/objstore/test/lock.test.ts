@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { acquireLock, breakLock, LockHeldError, readLock, releaseLock } from '../src/index.ts';
+import { acquireLock, breakLock, LockHeldError, readLock, releaseLock, StoreError } from '../src/index.ts';
 import { MemoryStore } from '../src/testing/memory-store.ts';
 
 describe('locks', () => {
@@ -29,6 +29,26 @@ describe('locks', () => {
     expect((err as Error).message).toContain(first.info.since);
     expect((err as Error).message).toContain('swift container c');
     expect(await readLock(store, 'disk.lock')).toEqual(first.info); // untouched
+  });
+
+  it('a busy answer is retried, and a retry that finds its own lock (first try landed) holds it', async () => {
+    const store = new MemoryStore();
+    store.fail({ op: 'put', key: 'l', afterOp: true });
+    const lock = await acquireLock(store, 'l', 'me/1/x');
+    expect(lock.info.owner).toBe('me/1/x');
+    expect(store.calls.put).toBe(2);
+    expect(await releaseLock(store, lock)).toBe(true);
+  });
+
+  it('a refused connection (no answer at all) is not retried at start-up', async () => {
+    const store = new MemoryStore();
+    let puts = 0;
+    store.put = async () => {
+      puts++;
+      throw new StoreError('transient', 'connect ECONNREFUSED'); // no HTTP status: nothing answered
+    };
+    await expect(acquireLock(store, 'l', 'me/1/x')).rejects.toThrow(/ECONNREFUSED/);
+    expect(puts).toBe(1);
   });
 
   it('two racing acquirers: exactly one wins', async () => {

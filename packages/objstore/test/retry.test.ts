@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { DEFAULT_RETRY, StoreError, backoffDelay, withRetry } from '../src/index.ts';
+import { DEFAULT_RETRY, STARTUP_RETRY, StoreError, backoffDelay, isBusyAnswer, withRetry, withStartupRetry } from '../src/index.ts';
 
 const transient = () => new StoreError('transient', 'HTTP 503');
 
@@ -57,5 +57,33 @@ describe('retry policy', () => {
       throw transient();
     })).rejects.toThrow('HTTP 503');
     expect(attempts).toBe(3);
+  });
+
+  it('at start-up retries busy answers (503, 429) within ten seconds, and nothing else', async () => {
+    expect(isBusyAnswer(new StoreError('transient', 'HTTP 503', 503))).toBe(true);
+    expect(isBusyAnswer(new StoreError('transient', 'HTTP 429', 429))).toBe(true);
+    expect(isBusyAnswer(new StoreError('transient', 'HTTP 501', 501))).toBe(false);
+    expect(isBusyAnswer(new StoreError('transient', 'connect ECONNREFUSED'))).toBe(false);
+    expect(isBusyAnswer(new StoreError('auth', 'HTTP 401', 401))).toBe(false);
+    vi.useFakeTimers();
+    try {
+      let attempts = 0;
+      const warnings: number[] = [];
+      const p = withStartupRetry(async () => {
+        if (++attempts < 4) throw new StoreError('transient', 'HTTP 503', 503);
+        return 'ready';
+      }, (_err, attempt) => warnings.push(attempt));
+      await vi.advanceTimersByTimeAsync(STARTUP_RETRY.budgetMs);
+      await expect(p).resolves.toBe('ready');
+      expect(warnings).toEqual([1, 2, 3]);
+      const start = Date.now();
+      const forever = withStartupRetry(async () => { throw new StoreError('transient', 'HTTP 503', 503); });
+      const settled = forever.catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(STARTUP_RETRY.budgetMs + 1_000);
+      expect(await settled).toBeInstanceOf(StoreError);
+      expect(Date.now() - start).toBeLessThanOrEqual(STARTUP_RETRY.budgetMs + 1_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -29,7 +29,9 @@ function describeHolder(client: string | undefined, owner: string | undefined): 
 export async function lockContainer(store: SwiftContainerStore, opts: { force?: boolean; owner?: string } = {}): Promise<ContainerLock> {
   const owner = opts.owner ?? lockOwner();
   const meta = await store.getContainerMeta();
-  const mirrored = meta[META.client] || undefined;
+  let mirrored = meta[META.client] || undefined;
+  // Our own mark from an earlier try whose answer was lost (a retried start-up): not someone else's lock.
+  if (mirrored?.startsWith(`${owner}@`)) mirrored = undefined;
   if (mirrored && !opts.force) {
     const holder = await readLock(store, LOCK_KEY).catch(() => null);
     throw new ConfigError(`container ${store.container} is in use by ${describeHolder(mirrored, holder?.owner)}. ` +

@@ -1,4 +1,4 @@
-import { ConfigError } from '@nbdts/plugin-api';
+import { ConfigError, log } from '@nbdts/plugin-api';
 import { DEFAULT_CONNECTIONS, StoreError } from '@nbdts/objstore';
 import { SwiftConnection, SwiftContainerStore, createAuthenticator, type AuthOptions } from './client/index.ts';
 
@@ -25,7 +25,7 @@ export function startupError(container: string, err: unknown): Error {
   if (err instanceof StoreError) {
     const hint = {
       auth: 'check the credentials (username, password, project) and that the user may use this container',
-      transient: 'is Swift running and reachable at that URL? (the request was not retried at start-up)',
+      transient: 'is Swift running and reachable at that URL? (a busy Swift was given 10 s; a refused connection was not retried)',
       'missing-container': 'create it with size= or nbdts-swift setup',
       precondition: '',
       fatal: '',
@@ -33,4 +33,11 @@ export function startupError(container: string, err: unknown): Error {
     return new ConfigError(`swift: ${container}: ${err.message}${hint ? `; ${hint}` : ''}`, { cause: err });
   }
   return err as Error;
+}
+
+/** The onRetry of a start-up call: one warning per busy answer, so a slow start is explained. */
+export function busy(container: string): (err: unknown, attempt: number, delayMs: number) => void {
+  return (err, attempt, delayMs) => {
+    log.warn(`swift: ${container}: ${(err as Error).message}; trying again in ${delayMs} ms (attempt ${attempt + 1})`);
+  };
 }

@@ -1,11 +1,11 @@
 import {
   ConfigError, definePlugin, formatSize, log, NbdError, type ExportInfo, type Plugin, type Support,
 } from '@nbdts/plugin-api';
-import { ObjectDevice, deviceCallbacks, type DeviceOptions } from '@nbdts/objstore';
+import { ObjectDevice, deviceCallbacks, withStartupRetry, type DeviceOptions } from '@nbdts/objstore';
 import type { SwiftContainerStore } from './client/index.ts';
 import { resolveExports, swiftConfig, type ExportSettings, type SwiftConfig } from './config.ts';
-import { lockContainer, unlockContainer, type ContainerLock } from './container-lock.ts';
-import { containerStore, startupError } from './disk.ts';
+import { lockContainer, lockOwner, unlockContainer, type ContainerLock } from './container-lock.ts';
+import { busy, containerStore, startupError } from './disk.ts';
 import {
   DEFAULT_OBJECT_SIZE, FORMAT_VERSION, diskSize, formatMeta, layoutFor, objectsFor, parseFormat, type DiskFormat,
 } from './format.ts';
@@ -92,8 +92,9 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
     const store = exp.store;
     let lock: ContainerLock | undefined;
     try {
-      const format = await prepareFormat(store, c);
-      lock = await lockContainer(store, { force: c.force });
+      const format = await withStartupRetry(() => prepareFormat(store, c), busy(store.container));
+      const owner = lockOwner();
+      lock = await withStartupRetry(() => lockContainer(store, { force: c.force, owner }), busy(store.container));
       const device = await ObjectDevice.open(store, layoutFor(format), {
         cacheSize: c.cacheSize,
         writethrough: c.cache === 'writethrough',

@@ -31,6 +31,8 @@ export interface Fault {
   status?: number;
   /** How many matching calls fail (default 1; Infinity until clearFaults). */
   times?: number;
+  /** The call takes effect and only its answer is an error (a 503 after the write landed). */
+  afterOp?: boolean;
 }
 
 export interface LoggedCall {
@@ -179,6 +181,7 @@ export class MemoryStore implements ObjectStore {
       const fault = this.#faults.find((f) => matches(f, op, key));
       if (fault) {
         if (--fault.times <= 0) this.#faults.splice(this.#faults.indexOf(fault), 1);
+        if (fault.afterOp) await fn();
         throw new StoreError(fault.kind, `injected ${fault.kind} fault on ${op} ${key}`, fault.status ?? (fault.kind === 'transient' ? 503 : 500));
       }
       return fn();
