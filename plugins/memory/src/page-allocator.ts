@@ -1,3 +1,5 @@
+import { freshSlabs, type SlabSource } from './slab-source.ts';
+
 /**
  * Default slab size: pages are carved out of slabs this big. 1 MiB (16 pages
  * of 64 KiB) was the smallest size as fast as larger ones; larger slabs only
@@ -7,6 +9,12 @@ export const DEFAULT_SLAB_SIZE = 1024 * 1024;
 
 /** A slab is emptied (its live pages moved) once no more than this share of it is live. */
 const EVACUATE_AT = 1 / 4;
+
+interface Carving {
+  slab: Slab | undefined;
+  /** Offset of the next free page in it. */
+  next: number;
+}
 
 interface Slab {
   readonly buf: Buffer;
@@ -35,11 +43,19 @@ export class PageAllocator {
   /** Slabs that may need evacuating, handled by compact() after each request. */
   readonly #sparse = new Set<Slab>();
   readonly #evacuateAt: number;
-  #current: Slab | undefined; // allocated on the first page, not up front
-  #next = 0;
+  readonly #source: SlabSource;
+  /*
+   * Two slabs are carved at once: pages for whole-page writes come from a
+   * prefaulted slab (every byte of them is written at once anyway), pages
+   * for partial writes from one allocated on the spot, whose untouched 4 KiB
+   * pieces the kernel never maps, so scattered small writes cost only what
+   * they touch. Each is allocated on its first page, not up front.
+   */
+  readonly #carving: [Carving, Carving] = [{ slab: undefined, next: 0 }, { slab: undefined, next: 0 }];
 
   /** `limit` caps the slab size (the export size, so tiny exports stay tiny). */
-  constructor(pageSize: number, slabSize = DEFAULT_SLAB_SIZE, limit = Infinity) {
+  constructor(pageSize: number, slabSize = DEFAULT_SLAB_SIZE, limit = Infinity, source: SlabSource = freshSlabs) {
+    this.#source = source;
     if (!Number.isInteger(slabSize / pageSize) || slabSize < pageSize) {
       throw new RangeError(`slab size must be a multiple of the page size ${pageSize}, got ${slabSize}`);
     }
@@ -53,20 +69,25 @@ export class PageAllocator {
     return this.#slabs.size;
   }
 
-  /** A zero-filled page for the store's page `index`, never handed out before. */
-  alloc(index: number): Buffer {
-    let slab = this.#current;
-    if (slab === undefined || this.#next === this.slabSize) {
-      if (slab !== undefined) { this.#current = undefined; this.#check(slab); }
-      slab = { buf: Buffer.alloc(this.slabSize), live: 0, owners: [] };
-      this.#slabs.set(slab.buf.buffer, slab);
-      this.#current = slab;
-      this.#next = 0;
+  /**
+   * A zero-filled page for the store's page `index`, never handed out before.
+   * `whole`: the caller is about to write all of it (see #carving).
+   */
+  alloc(index: number, whole = false): Buffer {
+    const c = this.#carving[whole ? 1 : 0];
+    let slab = c.slab;
+    if (slab === undefined || c.next === this.slabSize) {
+      if (slab !== undefined) { c.slab = undefined; this.#check(slab); }
+      const buf = whole ? this.#source.take(this.slabSize) : Buffer.alloc(this.slabSize);
+      slab = { buf, live: 0, owners: [] };
+      this.#slabs.set(buf.buffer, slab);
+      c.slab = slab;
+      c.next = 0;
     }
-    const page = slab.buf.subarray(this.#next, this.#next + this.pageSize);
+    const page = slab.buf.subarray(c.next, c.next + this.pageSize);
     slab.owners.push(index);
     slab.live++;
-    this.#next += this.pageSize;
+    c.next += this.pageSize;
     return page;
   }
 
@@ -79,7 +100,7 @@ export class PageAllocator {
   }
 
   #check(slab: Slab): void {
-    if (slab === this.#current) return; // still being carved: its free slots are not lost yet
+    if (this.#isCarving(slab)) return; // its free slots are not lost yet
     if (slab.live === 0) {
       this.#slabs.delete(slab.buf.buffer);
       this.#sparse.delete(slab);
@@ -96,17 +117,21 @@ export class PageAllocator {
   compact(move: (index: number, from: ArrayBufferLike) => void): void {
     for (const slab of this.#sparse) { // alloc() may add the slab it retires: visited too
       this.#sparse.delete(slab);
-      if (slab === this.#current || slab.live === 0 || slab.live > this.#evacuateAt) continue;
+      if (this.#isCarving(slab) || slab.live === 0 || slab.live > this.#evacuateAt) continue;
       if (!this.#slabs.delete(slab.buf.buffer)) continue;
       for (const index of slab.owners) move(index, slab.buf.buffer);
     }
   }
 
-  /** Forget every slab (the store dropped all its pages). */
+  /** Forget every slab (the store dropped all its pages) and release the slab source. */
   reset(): void {
+    this.#source.close();
     this.#slabs.clear();
     this.#sparse.clear();
-    this.#current = undefined;
-    this.#next = 0;
+    for (const c of this.#carving) { c.slab = undefined; c.next = 0; }
+  }
+
+  #isCarving(slab: Slab): boolean {
+    return slab === this.#carving[0].slab || slab === this.#carving[1].slab;
   }
 }

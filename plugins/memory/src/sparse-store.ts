@@ -1,5 +1,6 @@
 import { ExtentType, isAllZero, nbdError, type Extent } from '@nbdts/plugin-api';
 import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
+import { freshSlabs, type SlabSource } from './slab-source.ts';
 
 /**
  * Default page size. 64 KiB measured best overall (see docs/plugins/memory.md):
@@ -50,14 +51,14 @@ export class SparseStore {
   readonly #pages = new Map<number, Buffer>();
   readonly #alloc: PageAllocator;
 
-  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE, slabSize = DEFAULT_SLAB_SIZE) {
+  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE, slabSize = DEFAULT_SLAB_SIZE, source: SlabSource = freshSlabs) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad store size ${size}`);
     if (!Number.isInteger(Math.log2(pageSize)) || pageSize < 512 || pageSize > ZEROS.length) {
       throw new RangeError(`page size must be a power of two from 512 to ${ZEROS.length}, got ${pageSize}`);
     }
     this.size = size;
     this.pageSize = pageSize;
-    this.#alloc = new PageAllocator(pageSize, slabSize, size);
+    this.#alloc = new PageAllocator(pageSize, slabSize, size, source);
   }
 
   get slabSize(): number {
@@ -124,7 +125,7 @@ export class SparseStore {
       let page = this.#pages.get(index);
       if (page === undefined) {
         if (!isAllZero(buf.subarray(done, done + n))) {
-          page = this.#alloc.alloc(index);
+          page = this.#alloc.alloc(index, n === ps);
           buf.copy(page, inPage, done, done + n);
           this.#pages.set(index, page);
         }
@@ -180,7 +181,7 @@ export class SparseStore {
   readonly #move = (index: number, from: ArrayBufferLike): void => {
     const page = this.#pages.get(index);
     if (page === undefined || page.buffer !== from) return;
-    const fresh = this.#alloc.alloc(index);
+    const fresh = this.#alloc.alloc(index, true); // the copy writes every byte of it
     page.copy(fresh);
     this.#pages.set(index, fresh);
   };
