@@ -17,6 +17,8 @@ export interface Entry {
   error: Error | null;
   /** Requests that waited for this chunk's GET and have not used it yet: not evictable. */
   pins: number;
+  /** Bytes written into it since its last store began (see ObjectDevice: streaming write-back). */
+  written: number;
 }
 
 /** Memory accounted per entry on top of its data, so all-zero entries still count against the bound. */
@@ -63,7 +65,7 @@ export class ChunkCache {
   }
 
   insert(i: number, data: Buffer | null, pins = 0): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins };
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0 };
     this.#entries.set(i, e);
     this.#bytes += cost(data);
     this.evict(e);

@@ -6,6 +6,17 @@ import { ObjectIO } from './io.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import { emptyStats, type DeviceStats } from './stats.ts';
 import { isAllZero } from '@nbdts/plugin-api';
+import { bigBuffer } from './buffers.ts';
+
+/** Holes in readViews: shared by every reply, never written. */
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+/** A private copy of b, in memory that is already faulted in when it is big. */
+function copyOf(b: Buffer): Buffer {
+  const c = bigBuffer(b.length);
+  b.copy(c);
+  return c;
+}
 
 export interface DeviceOptions {
   /** Refuse writes (EROFS) even on a writable layout, e.g. a read-only export. Default false. */
@@ -18,6 +29,12 @@ export interface DeviceOptions {
   writethrough?: boolean;
   /** Dirty data is written back in the background this long after it became dirty. Default 1000 ms. */
   writebackDelayMs?: number;
+  /**
+   * Store a chunk as soon as it has taken a whole chunk's worth of writes since
+   * its last store (a sequential writer is done with it), not only at the
+   * dirty threshold or the timer. Default true.
+   */
+  streamWrites?: boolean;
   /** Store requests in flight at once across the device. Default 16. */
   maxInFlight?: number;
   /** Objects to fetch ahead of sequential reads (0 = off). Default 4, at most a quarter of the cache. */
@@ -39,6 +56,8 @@ export interface DeviceOptions {
 export const DEFAULT_CACHE_SIZE = 256 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 16;
 export const DEFAULT_READAHEAD = 4;
+/** Sequential readers told apart by readahead. */
+const READ_STREAMS = 8;
 
 interface Load {
   promise: Promise<void>;
@@ -95,12 +114,14 @@ export class ObjectDevice {
   readonly #trustListing: boolean;
   readonly #retry: RetryPolicy;
   readonly #writebackDelayMs: number;
+  readonly #streamWrites: boolean;
   #roomWaiters: Waker[] = [];
   #timer: NodeJS.Timeout | undefined;
   #writebackRunning = false;
   #writebackAgain = false;
   #writebackFailures = 0;
-  #lastReadEnd = -1;
+  /** Where recent reads ended, newest last: one per sequential reader (see #readaheadAfter). */
+  readonly #readEnds: number[] = [];
   #closed = false;
 
   /** Use ObjectDevice.open, which also reads the listing. */
@@ -115,6 +136,7 @@ export class ObjectDevice {
     this.writethrough = options.writethrough ?? false;
     this.readahead = Math.min(options.readahead ?? DEFAULT_READAHEAD, Math.floor(cacheSize / 4 / layout.chunkSize));
     this.#writebackDelayMs = options.writebackDelayMs ?? 1000;
+    this.#streamWrites = options.streamWrites ?? true;
     this.#trustListing = options.trustListing ?? false;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#cache = new ChunkCache(cacheSize, (i) => layout.chunkLength(i), this.#stats);
@@ -169,6 +191,28 @@ export class ObjectDevice {
       if (e.data) e.data.copy(buf, s.pos, s.off, s.off + s.len);
       else buf.fill(0, s.pos, s.pos + s.len);
     })));
+  }
+
+  /**
+   * `count` bytes from `offset` as views of the cached objects (and shared
+   * zeros for holes), without copying them out: what the NBD read callback
+   * returns. A view may show a write that lands while the reply is still
+   * queued on the socket, which NBD allows (it orders only completed
+   * requests); object memory is never reused for another object, so a view
+   * never shows foreign data.
+   */
+  async readViews(count: number, offset: number): Promise<Buffer[]> {
+    this.#check(count, offset, false);
+    const spans = this.#spans(offset, count);
+    this.#readaheadAfter(offset, count);
+    const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number =>
+      e.data ? e.data.subarray(s.off, s.off + s.len) : s.len)));
+    const out: Buffer[] = [];
+    for (const p of parts) {
+      if (typeof p !== 'number') { out.push(p); continue; }
+      for (let left = p; left > 0; left -= ZEROS.length) out.push(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
+    }
+    return out;
   }
 
   /** Write buf at offset. With fua (or writethrough), resolves only once the touched objects are stored. */
@@ -369,8 +413,8 @@ export class ObjectDevice {
 
   /** Make e.data a private, writable buffer (allocating zeros for an all-zero chunk). */
   #writable(e: Entry): Buffer {
-    if (e.data === null) this.#cache.setData(e, Buffer.alloc(this.layout.chunkLength(e.index)));
-    else if (e.data === e.frozen) this.#cache.setData(e, Buffer.from(e.data));
+    if (e.data === null) this.#cache.setData(e, bigBuffer(this.layout.chunkLength(e.index)));
+    else if (e.data === e.frozen) this.#cache.setData(e, copyOf(e.data));
     return e.data!;
   }
 
@@ -379,7 +423,7 @@ export class ObjectDevice {
     this.#cache.markDirty(e);
     // Past half the limit, start now, unless write-back is failing: then keep to the backoff timer
     // (writers that need room still kick it).
-    if (this.#cache.dirtyBytes * 2 >= this.maxDirty && this.#writebackFailures === 0) void this.#writeback();
+    if (this.#cache.dirtyBytes * 2 >= this.maxDirty && this.#writebackFailures === 0) void this.#writeback(false);
     else this.#schedule(this.#writebackDelayMs);
   }
 
@@ -387,11 +431,13 @@ export class ObjectDevice {
     const full = off === 0 && src.length === this.layout.chunkLength(i);
     const apply = (e: Entry): void => {
       if (full && (e.data === null || e.data === e.frozen)) {
-        this.#cache.setData(e, Buffer.from(src)); // src is only valid until the request completes
+        this.#cache.setData(e, copyOf(src)); // src is only valid until the request completes
       } else {
         src.copy(this.#writable(e), off);
       }
+      e.written += src.length;
       this.#changed(e);
+      this.#streamOut(e);
     };
     for (;;) {
       if (full) {
@@ -413,6 +459,25 @@ export class ObjectDevice {
       }
       await this.#waitForRoom(i);
     }
+  }
+
+  /**
+   * Streaming write-back: a chunk that has taken a whole chunk's worth of
+   * writes since its last store (a sequential writer filled it, from any
+   * number of connections and in any order) is stored now instead of waiting
+   * for the dirty threshold or the timer, so PUTs run while the writer goes
+   * on and a long copy keeps the store busy from its first object. Scattered
+   * small writes rarely add up to a chunk, so they still coalesce in the cache.
+   */
+  #streamOut(e: Entry): void {
+    if (!this.#streamWrites || this.writethrough || e.written < this.layout.chunkLength(e.index) || this.#writebackFailures > 0) return;
+    e.written = 0;
+    this.#store(e).catch((err: unknown) => {
+      // It stays dirty; write-back or the next flush tries again and reports a lasting failure.
+      this.#stats.writebackErrors++;
+      log.debug(`objstore: streaming store of chunk ${e.index} failed: ${(err as Error).message}`);
+      this.#schedule(this.#writebackDelayMs);
+    });
   }
 
   async #zeroRange(count: number, offset: number, trim: boolean, fua: boolean): Promise<void> {
@@ -480,6 +545,7 @@ export class ObjectDevice {
     const gen = e.gen;
     const data = e.data;
     e.frozen = data;
+    e.written = 0; // what is written from now on counts toward the next store
     let ok = false;
     try {
       const zero = data === null || isAllZero(data);
@@ -518,8 +584,22 @@ export class ObjectDevice {
     this.#timer.unref();
   }
 
-  /** Store what is dirty now; failures are logged, kept on the entries and retried with growing delay. */
-  async #writeback(): Promise<void> {
+  /**
+   * A chunk a writer is part way through (some writes since its last store
+   * began, not yet a chunk's worth): streaming write-back will store it once
+   * it is full, so the dirty-threshold write-back leaves it alone rather than
+   * store it twice, half-written first.
+   */
+  #filling(e: Entry): boolean {
+    return this.#streamWrites && e.written > 0 && e.written < this.layout.chunkLength(e.index);
+  }
+
+  /**
+   * Store what is dirty now; failures are logged, kept on the entries and
+   * retried with growing delay. `all` false (the dirty threshold): skip
+   * chunks being filled, unless writers are waiting for room.
+   */
+  async #writeback(all = true): Promise<void> {
     if (this.#writebackRunning) { this.#writebackAgain = true; return; }
     this.#writebackRunning = true;
     clearTimeout(this.#timer);
@@ -528,7 +608,8 @@ export class ObjectDevice {
     try {
       do {
         this.#writebackAgain = false;
-        const batch = [...this.#cache.dirty];
+        const everything = all || this.#roomWaiters.length > 0;
+        const batch = [...this.#cache.dirty].filter((e) => everything || !this.#filling(e));
         const results = await Promise.allSettled(batch.map((e) => this.#store(e)));
         failed = results.filter((r) => r.status === 'rejected').length;
         this.#stats.writebackErrors += failed;
@@ -552,8 +633,13 @@ export class ObjectDevice {
 
   /** A read that starts where the previous one ended is sequential: fetch the next objects. */
   #readaheadAfter(offset: number, count: number): void {
-    const sequential = offset === this.#lastReadEnd;
-    this.#lastReadEnd = offset + count;
+    // Several sequential readers at once (nbdcopy's connections each copy their own part of
+    // the disk, in turns) must each be recognised, so the ends of the last few reads are kept.
+    const at = this.#readEnds.indexOf(offset);
+    const sequential = at >= 0;
+    if (sequential) this.#readEnds.splice(at, 1);
+    else if (this.#readEnds.length >= READ_STREAMS) this.#readEnds.shift();
+    this.#readEnds.push(offset + count);
     if (!sequential || this.readahead <= 0 || count === 0) return;
     const last = Math.floor((offset + count - 1) / this.chunkSize);
     const end = Math.min(last + this.readahead, this.layout.chunks - 1);

@@ -4,7 +4,7 @@ export { ObjectDevice, DEFAULT_CACHE_SIZE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_READAH
 export { deviceCallbacks, deviceBlockSize, type DeviceCallbacks } from './plugin-adapter.ts';
 export { acquireLock, releaseLock, readLock, breakLock, defaultLockOwner, LockHeldError, type LockInfo, type HeldLock } from './lock.ts';
 export { DEFAULT_RETRY, STARTUP_RETRY, VerifyError, backoffDelay, isBusyAnswer, isRetryable, withRetry, withStartupRetry, type RetryPolicy } from './retry.ts';
-export { md5Hex } from './io.ts';
+export { Md5Offload, md5Hex, md5Offload } from './md5.ts';
 export { isAllZero } from '@nbdts/plugin-api';
 export type { DeviceStats } from './stats.ts';
 export { Progress, parallel, consoleOutput, stderrLogger, type Output } from './ctl-support.ts';

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { md5Offload } from './md5.ts';
 import { log, NbdError } from '@nbdts/plugin-api';
 import { StoreError, type ObjectStore } from './store.ts';
 import type { Layout } from './layout.ts';
@@ -6,9 +6,6 @@ import { Limiter } from './limiter.ts';
 import { VerifyError, withRetry, type RetryPolicy } from './retry.ts';
 import type { DeviceStats } from './stats.ts';
 
-export function md5Hex(data: Buffer): string {
-  return createHash('md5').update(data).digest('hex');
-}
 
 function normalizeEtag(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
@@ -68,7 +65,7 @@ export class ObjectIO {
   /** Store chunk i (whole-object layouts only); resolves when the store acknowledged a verified copy. */
   async putChunk(i: number, data: Buffer): Promise<void> {
     const { key } = this.layout.locate(i);
-    const md5 = md5Hex(data);
+    const md5 = await md5Offload.hex(data);
     await this.#call(`PUT ${key}`, async (signal) => {
       this.#stats.puts++;
       const etag = await this.store.put(key, data, { md5 }, signal);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError } from '@nbdts/plugin-api';
 import { StoreError, type ObjectStore } from './store.ts';
-import { md5Hex } from './io.ts';
+import { md5Hex } from './md5.ts';
 import { withStartupRetry } from './retry.ts';
 
 /** What a lock object holds (JSON). */

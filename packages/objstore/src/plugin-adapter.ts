@@ -25,7 +25,7 @@ export function deviceBlockSize(device: ObjectDevice): BlockSize {
 export type DeviceCallbacks<H> = Required<Pick<Plugin<unknown, H>,
   | 'getSize' | 'blockSize' | 'canWrite' | 'canFlush' | 'canTrim' | 'canZero' | 'canFastZero' | 'canFua'
   | 'canExtents' | 'canCache' | 'canMultiConn' | 'isRotational'
-  | 'pread' | 'pwrite' | 'flush' | 'trim' | 'zero' | 'extents' | 'cache'>>;
+  | 'read' | 'pwrite' | 'flush' | 'trim' | 'zero' | 'extents' | 'cache'>>;
 
 /**
  * Plugin callbacks serving an ObjectDevice, so a backend plugin only parses
@@ -56,7 +56,7 @@ export function deviceCallbacks<H>(device: ObjectDevice | ((handle: H) => Object
     canCache: () => 'native',
     canMultiConn: () => true,
     isRotational: () => false,
-    pread: (h, buf, offset) => dev(h).read(buf, offset),
+    read: (h, count, offset) => dev(h).readViews(count, offset),
     pwrite: (h, buf, offset, flags) => dev(h).write(buf, offset, fua(flags)),
     flush: (h) => dev(h).flush(),
     trim: (h, count, offset, flags) => dev(h).trim(count, offset, fua(flags)),

@@ -261,3 +261,30 @@ describe('write-back, flush and FUA', () => {
     await expect(dev.write(nonZero(1), 0)).rejects.toMatchObject({ errno: 'ESHUTDOWN' });
   });
 });
+
+describe('zero-copy reads', () => {
+  it('readViews returns the bytes read() copies, holes as zeros, for any range', async () => {
+    const { dev } = await setup();
+    const data = rand(5 * OBJ);
+    await dev.write(data.subarray(0, 2 * OBJ), 0);
+    await dev.write(data.subarray(3 * OBJ, 5 * OBJ), 3 * OBJ);
+    const model = Buffer.concat([data.subarray(0, 2 * OBJ), Buffer.alloc(OBJ), data.subarray(3 * OBJ, 5 * OBJ)]);
+    for (const [off, len] of [[0, 1], [OBJ - 7, 20], [OBJ + 3, 3 * OBJ], [0, 5 * OBJ], [2 * OBJ, OBJ], [5 * OBJ, 0]] as const) {
+      const views = await dev.readViews(len, off);
+      expect(Buffer.concat(views)).toEqual(model.subarray(off, off + len));
+      const copy = Buffer.alloc(len);
+      await dev.read(copy, off);
+      expect(copy).toEqual(model.subarray(off, off + len));
+    }
+  });
+
+  it('a view handed out keeps its bytes when the object is later evicted and read again', async () => {
+    const { dev } = await setup({ cacheSize: 2 * OBJ, readahead: 0 });
+    const data = rand(OBJ);
+    await dev.write(data, 0);
+    await dev.flush();
+    const views = await dev.readViews(OBJ, 0);
+    for (let i = 1; i < 8; i++) await dev.readViews(10, i * OBJ); // evicts object 0
+    expect(Buffer.concat(views)).toEqual(data);
+  });
+});

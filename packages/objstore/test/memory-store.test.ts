@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { StoreError } from '../src/index.ts';
 import { MemoryStore } from '../src/testing/memory-store.ts';
-import { md5Hex } from '../src/io.ts';
+import { md5Hex } from '../src/md5.ts';
 
 describe('MemoryStore (the fake other tests rely on)', () => {
   it('stores, lists in key order, deletes', async () => {

@@ -22,9 +22,11 @@ describe('deviceCallbacks', () => {
     expect(store.objects.has(key(2))).toBe(false);
     await cb.flush(h, 0);
     expect(store.objects.has(key(2))).toBe(true);
-    const buf = Buffer.alloc(20);
-    await cb.pread(h, buf, 0, 0);
+    const buf = Buffer.concat([await cb.read(h, 20, 0, 0)].flat());
     expect(buf.subarray(5, 15)).toEqual(nonZero(10));
+    // Across an object boundary and into a hole: views of the cache and shared zeros, in order.
+    const across = await cb.read(h, OBJ + 100, 2 * OBJ + OBJ - 50, 0);
+    expect(Buffer.concat([across].flat())).toEqual(Buffer.concat([nonZero(OBJ).subarray(OBJ - 50), Buffer.alloc(OBJ + 50)]));
     await cb.zero(h, OBJ, 2 * OBJ, Flag.FUA | Flag.MAY_TRIM);
     expect(store.objects.has(key(2))).toBe(false);
     expect(await cb.extents(h, 8 * OBJ, 0, Flag.REQ_ONE)).toEqual([{ offset: 0, length: OBJ, type: ExtentType.DATA }]);

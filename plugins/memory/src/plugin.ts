@@ -1,7 +1,7 @@
 import { definePlugin, formatSize, log, param, z, ConfigError, Flag, type Plugin } from '@nbdts/plugin-api';
 import { SparseStore, DEFAULT_PAGE_SIZE } from './sparse-store.ts';
 import { DEFAULT_SLAB_SIZE } from './page-allocator.ts';
-import { PrefaultedSlabs, freshSlabs } from './slab-source.ts';
+import { PrefaultedBuffers, freshSlabs } from '@nbdts/plugin-api';
 
 export const memoryConfig = z.object({
   size: param.size().describe('Size of the RAM disk, e.g. 1G. Memory is used only for data written.'),
@@ -56,7 +56,7 @@ export function createMemoryPlugin(options: MemoryPluginOptions = {}): Plugin<Me
       try {
         const reserve = Math.min(options.prefault ?? PREFAULT_RESERVE, config.size);
         store = new SparseStore(config.size, pageSize, options.slabSize ?? DEFAULT_SLAB_SIZE,
-          reserve > 0 ? new PrefaultedSlabs(reserve) : freshSlabs);
+          reserve > 0 ? new PrefaultedBuffers(reserve) : freshSlabs);
       } catch (err) {
         throw new ConfigError(`memory: ${(err as Error).message}`);
       }

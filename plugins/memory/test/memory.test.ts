@@ -1,7 +1,7 @@
 import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
-import { isAllZero } from '@nbdts/plugin-api';
+import { isAllZero, PrefaultedBuffers } from '@nbdts/plugin-api';
 import memoryPlugin, { createMemoryPlugin, PageAllocator, SparseStore, type MemoryHandle } from '../src/index.ts';
 
 beforeAll(() => {
@@ -163,6 +163,27 @@ describe('memory plugin', () => {
 
 /** Every byte of `b` is `v`. */
 const allAre = (b: Buffer, v: number): boolean => b.every((x) => x === v);
+
+describe('prefaulted slabs', () => {
+  const MiB = 1024 * 1024;
+  it('whole-page writes on prefaulted slabs keep every byte written across many slabs', async () => {
+    const source = new PrefaultedBuffers(2 * MiB);
+    const store = new SparseStore(64 * MiB, 64 * 1024, MiB, source);
+    try {
+      const data = Buffer.alloc(48 * MiB);
+      for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i ^ 0x5a5a5a5a, i);
+      for (let off = 0; off < data.length; off += 256 * 1024) {
+        store.write(data.subarray(off, off + 256 * 1024), off + 4096);
+        if (off % (4 * MiB) === 0) await new Promise((r) => setTimeout(r, 5)); // let the reserve refill
+      }
+      const back = Buffer.concat([store.read(data.length, 4096)].flat());
+      expect(back.equals(data)).toBe(true);
+      expect(isAllZero(Buffer.concat([store.read(4096, 0)].flat()))).toBe(true);
+    } finally {
+      store.clear();
+    }
+  });
+});
 
 describe('page memory is never reused while a reply may still hold it', () => {
   it('buffers returned by read keep their data after trim, zero and writes elsewhere', async () => {
