@@ -25,7 +25,7 @@ export function deviceBlockSize(device: ObjectDevice): BlockSize {
 export type DeviceCallbacks<H> = Required<Pick<Plugin<unknown, H>,
   | 'getSize' | 'blockSize' | 'canWrite' | 'canFlush' | 'canTrim' | 'canZero' | 'canFastZero' | 'canFua'
   | 'canExtents' | 'canCache' | 'canMultiConn' | 'isRotational'
-  | 'read' | 'pwrite' | 'flush' | 'trim' | 'zero' | 'extents' | 'cache'>>;
+  | 'read' | 'pread' | 'pwrite' | 'flush' | 'trim' | 'zero' | 'extents' | 'cache'>>;
 
 /**
  * Plugin callbacks serving an ObjectDevice, so a backend plugin only parses
@@ -56,7 +56,9 @@ export function deviceCallbacks<H>(device: ObjectDevice | ((handle: H) => Object
     canCache: () => 'native',
     canMultiConn: () => true,
     isRotational: () => false,
+    // The engine uses read (views of the cache, no copy); pread is there for callers with a buffer to fill.
     read: (h, count, offset) => dev(h).readViews(count, offset),
+    pread: (h, buf, offset) => dev(h).read(buf, offset),
     pwrite: (h, buf, offset, flags) => dev(h).write(buf, offset, fua(flags)),
     flush: (h) => dev(h).flush(),
     trim: (h, count, offset, flags) => dev(h).trim(count, offset, fua(flags)),
