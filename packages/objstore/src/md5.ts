@@ -60,6 +60,9 @@ export class Md5Offload {
       data.copy(slot.view);
       return await new Promise<string>((resolve) => {
         const id = this.#nextId++;
+        // Referenced while a hash is pending, so a process with nothing else to wait on (a
+        // command-line upload) waits for the answer rather than exit; unreferenced when idle.
+        if (this.#pending.size === 0) worker.ref();
         this.#pending.set(id, { resolve, data });
         worker.postMessage({ id, slot: slot.id, length: data.length });
       });
@@ -77,6 +80,7 @@ export class Md5Offload {
       w.on('message', (m: { id: number; hex: string }) => {
         const p = this.#pending.get(m.id);
         this.#pending.delete(m.id);
+        if (this.#pending.size === 0) w.unref();
         p?.resolve(m.hex);
       });
       w.on('error', () => this.#fail());

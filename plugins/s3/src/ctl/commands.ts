@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
 import {
-  acquireLock, breakLock, DEFAULT_RETRY, isAllZero, LockHeldError, md5Hex, readLock, releaseLock, StoreError, withRetry,
+  acquireLock, breakLock, DEFAULT_RETRY, isAllZero, LockHeldError, md5Offload, readLock, releaseLock, StoreError, withRetry,
   type HeldLock, parallel, Progress, type Output,
 } from '@nbdts/objstore';
 import { checkGeometry } from '../config.ts';
@@ -118,7 +118,7 @@ export async function uploadSplit(store: S3Store, file: string, key: string, d: 
         if (existing.has(i)) await retry(() => store.delete(keys.keyOf(i)));
         skipped++;
       } else {
-        const md5 = md5Hex(buf);
+        const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
         await retry(() => store.put(keys.keyOf(i), buf, { md5 }));
         stored++;
       }
@@ -145,7 +145,7 @@ export async function uploadObject(store: S3Store, file: string, key: string, c:
     if (size <= part) {
       const buf = Buffer.alloc(size);
       await fh.read({ buffer: buf, position: 0, length: size });
-      const md5 = md5Hex(buf);
+      const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
       await retry(() => store.put(key, buf, { md5 }));
       progress.add(size);
     } else {
@@ -156,7 +156,7 @@ export async function uploadObject(store: S3Store, file: string, key: string, c:
           const len = Math.min(part, size - i * part);
           const buf = Buffer.alloc(len);
           await fh.read({ buffer: buf, position: i * part, length: len });
-          const md5 = md5Hex(buf);
+          const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
           await retry(() => up.uploadPart(i + 1, buf, md5));
           progress.add(len);
         });

@@ -1,7 +1,7 @@
 import { open as openFile, stat } from 'node:fs/promises';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
 import {
-  isAllZero, md5Hex, withRetry, DEFAULT_RETRY, StoreError, parallel, Progress, type Output,
+  isAllZero, md5Offload, withRetry, DEFAULT_RETRY, StoreError, parallel, Progress, type Output,
 } from '@nbdts/objstore';
 import type { SwiftContainerStore } from '../client/index.ts';
 import { forceUnlock, lockContainer, lockOwner, unlockContainer, type ContainerLock } from '../container-lock.ts';
@@ -193,7 +193,8 @@ export async function upload(image: string, store: SwiftContainerStore, objectSi
           if (existing.has(i)) await retry(() => store.delete(key));
           skipped++;
         } else {
-          await retry(() => store.put(key, buf, { md5: md5Hex(buf) }));
+          const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
+          await retry(() => store.put(key, buf, { md5 }));
           stored++;
         }
         progress.add(format.objectSize);
