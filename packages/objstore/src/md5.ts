@@ -25,8 +25,8 @@ parentPort.on('message', (m) => {
 
 /** Smaller inputs are hashed on this thread: the copy and two messages would cost more than they save. */
 const MIN_OFFLOAD = 256 * 1024;
-/** Larger inputs too: slots that big would hold too much memory. */
-const MAX_OFFLOAD = 32 * 1024 * 1024;
+/** Larger inputs too: three slots that big for the life of the process would hold too much memory. */
+const MAX_OFFLOAD = 8 * 1024 * 1024;
 /** Slots per size class: one being copied into while the thread hashes the others. */
 const SLOTS_PER_CLASS = 3;
 

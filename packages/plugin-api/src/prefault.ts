@@ -35,19 +35,25 @@ parentPort.on('message', ({ count, size }) => {
 });
 `;
 
+/** Sizes with a reserve at once; the least recently taken loses its reserve first. */
+const MAX_SIZES = 4;
+
+interface Reserve { ready: Buffer[]; requested: number; takes: number }
+
 /**
  * Zero-filled buffers whose pages a helper thread has already faulted in.
  * The first write to each 4 KiB of fresh memory costs a page fault, and on a
  * VM those dominate filling big buffers (measured here: copying 1 GiB into
  * fresh 1 MiB buffers took 0.7-1.9 s, into faulted-in ones 0.09 s). Doing the
  * faults on another core ahead of need takes them off the thread that serves
- * requests. Each size has its own reserve of at most `reserveBytes`, refilled
- * only as buffers of that size are taken, so an idle server holds little
- * beyond its data; with the reserve empty a buffer is allocated on the spot.
+ * requests. Each size asked for more than once has its own reserve of at most
+ * `reserveBytes` (at most MAX_SIZES sizes at a time), refilled only as buffers
+ * of that size are taken, so an idle server holds little beyond its data; with
+ * the reserve empty a buffer is allocated on the spot.
  * Only sizes of at least MIN_PREFAULT are worth a message to the helper.
  */
 export class PrefaultedBuffers implements SlabSource {
-  readonly #reserves = new Map<number, { ready: Buffer[]; requested: number }>();
+  readonly #reserves = new Map<number, Reserve>();
   readonly #reserveBytes: number;
   #worker: Worker | undefined;
   #closed = false;
@@ -64,13 +70,22 @@ export class PrefaultedBuffers implements SlabSource {
   take(size: number): Buffer {
     if (this.#closed || size < MIN_PREFAULT || size > this.#reserveBytes) return Buffer.alloc(size);
     let r = this.#reserves.get(size);
-    if (!r) { r = { ready: [], requested: 0 }; this.#reserves.set(size, r); }
+    if (r) {
+      this.#reserves.delete(size); // re-inserted below: the Map's order is most recently taken last
+    } else {
+      r = { ready: [], requested: 0, takes: 0 };
+    }
+    this.#reserves.set(size, r);
+    r.takes++;
     const buf = r.ready.pop();
-    this.#refill(size, r);
+    // A size seen once (the short last object of a disk, an odd range) gets no reserve:
+    // only sizes asked for again are worth memory held ahead.
+    if (r.takes >= 2) this.#refill(size, r);
+    if (this.#reserves.size > MAX_SIZES) this.#reserves.delete(this.#reserves.keys().next().value!);
     return buf ?? Buffer.alloc(size);
   }
 
-  #refill(size: number, r: { ready: Buffer[]; requested: number }): void {
+  #refill(size: number, r: Reserve): void {
     const count = Math.floor(this.#reserveBytes / size) - r.ready.length - r.requested;
     if (count <= 0) return;
     const worker = this.#worker ??= this.#start();

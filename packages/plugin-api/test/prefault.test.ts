@@ -15,9 +15,12 @@ describe('prefaulted slabs', () => {
   it('hands out zero-filled slabs of the size asked, from a reserve the helper thread refills to its bound', async () => {
     const source = new PrefaultedBuffers(4 * MiB);
     try {
-      const first = source.take(MiB); // reserve empty: allocated on the spot, and the helper is asked for 4
+      const first = source.take(MiB); // a size seen once: allocated on the spot, no reserve yet
       expect(first.length).toBe(MiB);
       expect(isAllZero(first)).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(source.reserved(MiB)).toBe(0);
+      source.take(MiB); // asked for again: the helper is asked for 4
       await until(() => source.reserved(MiB) === 4);
       await new Promise((r) => setTimeout(r, 50));
       expect(source.reserved(MiB)).toBe(4); // never more than the bound
@@ -34,14 +37,17 @@ describe('prefaulted slabs', () => {
     expect(isAllZero(source.take(MiB))).toBe(true); // after close: allocated on the spot
   });
 
-  it('keeps a reserve per size, and allocates small sizes on the spot', async () => {
+  it('keeps a reserve per size, for at most four sizes, and allocates small sizes on the spot', async () => {
     const source = new PrefaultedBuffers(4 * MiB);
     try {
-      source.take(MiB);
-      source.take(2 * MiB);
-      expect(source.take(4096).length).toBe(4096);
+      for (const n of [MiB, 2 * MiB, 4096]) { source.take(n); source.take(n); }
       await until(() => source.reserved(MiB) === 4 && source.reserved(2 * MiB) === 2);
       expect(source.reserved(4096)).toBe(0);
+      // Four more sizes, each asked for twice: the two least recently taken lose their reserves.
+      for (const n of [256 * 1024, 512 * 1024, 768 * 1024, 3 * MiB]) { source.take(n); source.take(n); }
+      await until(() => source.reserved(3 * MiB) === 1 && source.reserved(256 * 1024) === 16);
+      expect(source.reserved(MiB)).toBe(0);
+      expect(source.reserved(2 * MiB)).toBe(0);
     } finally {
       source.close();
     }
