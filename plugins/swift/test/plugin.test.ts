@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setPluginLogger, type Plugin, type PluginLogger } from '@nbdts/plugin-api';
+import { withStartupRetry } from '@nbdts/objstore';
 import {
   createSwiftPlugin, parseSecrets, resolveExports, swiftConfig, LOCK_KEY, META, SwiftContainerStore,
   type SwiftConfig, type SwiftHandle,
@@ -47,9 +48,11 @@ function store(name: string): SwiftContainerStore {
 /** Lay out a disk by hand exactly as swiftnbd-ctl setup + swiftnbd-server would. */
 async function swiftnbdDisk(name: string, objects: number, parts: Record<number, Buffer>): Promise<SwiftContainerStore> {
   const s = store(name);
-  await s.conn.createContainer(name, { 'Swiftnbd-Version': '1', 'Swiftnbd-Objects': String(objects), 'Swiftnbd-Object-Size': String(OBJ) });
+  // Set-up, not what is tested: a Swift still busy starting (503) is given the server's start-up grace.
+  await withStartupRetry(() => s.conn.createContainer(name,
+    { 'Swiftnbd-Version': '1', 'Swiftnbd-Objects': String(objects), 'Swiftnbd-Object-Size': String(OBJ) }));
   for (const [i, data] of Object.entries(parts)) {
-    await s.put(`disk.part/${String(i).padStart(8, '0')}`, data, { md5: md5(data) });
+    await withStartupRetry(() => s.put(`disk.part/${String(i).padStart(8, '0')}`, data, { md5: md5(data) }));
   }
   return s;
 }
