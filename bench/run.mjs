@@ -78,7 +78,14 @@ for (const name of opt.sections.split(',')) {
       for (let round = 0; round < rounds; round++) {
         // Alternate who goes first, so neither always gets the warmer caches.
         for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
-          const v = await b.run(servers[i].uri);
+          // A benchmark marked fresh gets a server of its own per measurement (start-up untimed).
+          let v;
+          if (b.fresh) {
+            const srv = await startServer(kinds[i], section.servers[kinds[i]], { env: section.env?.[kinds[i]] });
+            try { v = await b.run(srv.uri); } finally { await srv.stop(); }
+          } else {
+            v = await b.run(servers[i].uri);
+          }
           rows[j].samples[i][round] = v;
           console.log(`  ${b.name.padEnd(30)} round ${round + 1} ${label(kinds[i], i).padEnd(9)} ${fmt(v)} ${b.unit}`);
         }
