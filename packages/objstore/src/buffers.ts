@@ -9,7 +9,11 @@ import { MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api';
  */
 const buffers = new PrefaultedBuffers(32 * 1024 * 1024);
 
-/** A zero-filled buffer of n bytes that nothing else references. */
-export function bigBuffer(n: number): Buffer {
-  return n >= MIN_PREFAULT ? buffers.take(n) : Buffer.alloc(n);
+/**
+ * A buffer of n bytes that nothing else references, zero-filled unless
+ * `zeroed` is false (the caller writes every byte, e.g. a GET body).
+ */
+export function bigBuffer(n: number, zeroed = true): Buffer {
+  if (n >= MIN_PREFAULT) return buffers.take(n);
+  return zeroed ? Buffer.alloc(n) : Buffer.allocUnsafe(n);
 }

@@ -1,6 +1,5 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { Pool, type Dispatcher } from 'undici';
-import { MIN_PREFAULT } from '@nbdts/plugin-api';
 import { StoreError } from './store.ts';
 import { bigBuffer } from './buffers.ts';
 
@@ -158,7 +157,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       this.#expected = n;
       // Exactly one copy, from the socket's chunks into the final buffer; every byte is written before it is returned.
-      if (n > 0) this.#body = n >= MIN_PREFAULT ? bigBuffer(n) : Buffer.allocUnsafe(n);
+      if (n > 0) this.#body = bigBuffer(n, false);
     }
   }
 

@@ -6,7 +6,6 @@ import { Limiter } from './limiter.ts';
 import { VerifyError, withRetry, type RetryPolicy } from './retry.ts';
 import type { DeviceStats } from './stats.ts';
 
-
 function normalizeEtag(etag: string): string {
   return etag.replace(/^W\//, '').replace(/^"|"$/g, '').toLowerCase();
 }

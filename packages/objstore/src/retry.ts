@@ -1,3 +1,4 @@
+import { log } from '@nbdts/plugin-api';
 import { StoreError } from './store.ts';
 
 /**
@@ -89,6 +90,13 @@ export async function withRetry<T>(
       await sleep(delay);
     }
   }
+}
+
+/** An onRetry for start-up calls: one warning per busy answer, so a slow start is explained. `what` names the disk. */
+export function warnBusy(what: string): (err: unknown, attempt: number, delayMs: number) => void {
+  return (err, attempt, delayMs) => {
+    log.warn(`${what}: ${(err as Error).message}; trying again in ${delayMs} ms (attempt ${attempt + 1})`);
+  };
 }
 
 /** withRetry for start-up calls: busy answers only, within STARTUP_RETRY's budget. */

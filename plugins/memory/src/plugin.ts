@@ -1,7 +1,8 @@
-import { definePlugin, formatSize, log, param, z, ConfigError, Flag, type Plugin } from '@nbdts/plugin-api';
+import {
+  definePlugin, formatSize, log, param, z, ConfigError, Flag, PrefaultedBuffers, freshSlabs, type Plugin,
+} from '@nbdts/plugin-api';
 import { SparseStore, DEFAULT_PAGE_SIZE } from './sparse-store.ts';
 import { DEFAULT_SLAB_SIZE } from './page-allocator.ts';
-import { PrefaultedBuffers, freshSlabs } from '@nbdts/plugin-api';
 
 export const memoryConfig = z.object({
   size: param.size().describe('Size of the RAM disk, e.g. 1G. Memory is used only for data written.'),

@@ -1,6 +1,5 @@
-import { ExtentType, isAllZero, nbdError, type Extent } from '@nbdts/plugin-api';
+import { ExtentType, freshSlabs, isAllZero, nbdError, type Extent, type SlabSource } from '@nbdts/plugin-api';
 import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
-import { freshSlabs, type SlabSource } from '@nbdts/plugin-api';
 
 /**
  * Default page size. 64 KiB measured best overall (see docs/plugins/memory.md):

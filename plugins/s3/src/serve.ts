@@ -1,7 +1,7 @@
 import { ConfigError, formatSize, log } from '@nbdts/plugin-api';
 import {
   acquireLock, breakLock, LockHeldError, ObjectDevice, releaseLock, SingleObjectLayout, StoreError,
-  withStartupRetry, type HeldLock, type Layout,
+  warnBusy, withStartupRetry, type HeldLock, type Layout,
 } from '@nbdts/objstore';
 import { checkGeometry, connectOptions, type S3Config } from './config.ts';
 import { connect, startupError } from './connect.ts';
@@ -71,9 +71,7 @@ export async function openDisk(c: S3Config, readonly = false): Promise<S3Disk> {
   let lock: HeldLock | undefined;
   try {
     // Anonymous users may read a public object in a bucket they cannot HEAD.
-    const busy = (err: unknown, attempt: number, delayMs: number): void => {
-      log.warn(`s3: ${c.bucket}: ${(err as Error).message}; trying again in ${delayMs} ms (attempt ${attempt + 1})`);
-    };
+    const busy = warnBusy(`s3: ${c.bucket}`);
     if (!c.anonymous) await withStartupRetry(() => store.checkBucket(c.key), busy);
     const { layout, mode } = await withStartupRetry(() => chooseLayout(store, c), busy);
     // A read-only server (-r) writes nothing, so it needs no lock and may run beside a writer.

@@ -1,4 +1,4 @@
-import { ConfigError, log } from '@nbdts/plugin-api';
+import { ConfigError } from '@nbdts/plugin-api';
 import { DEFAULT_CONNECTIONS, StoreError } from '@nbdts/objstore';
 import { SwiftConnection, SwiftContainerStore, createAuthenticator, type AuthOptions } from './client/index.ts';
 
@@ -33,11 +33,4 @@ export function startupError(container: string, err: unknown): Error {
     return new ConfigError(`swift: ${container}: ${err.message}${hint ? `; ${hint}` : ''}`, { cause: err });
   }
   return err as Error;
-}
-
-/** The onRetry of a start-up call: one warning per busy answer, so a slow start is explained. */
-export function busy(container: string): (err: unknown, attempt: number, delayMs: number) => void {
-  return (err, attempt, delayMs) => {
-    log.warn(`swift: ${container}: ${(err as Error).message}; trying again in ${delayMs} ms (attempt ${attempt + 1})`);
-  };
 }

@@ -1,11 +1,11 @@
 import {
   ConfigError, definePlugin, formatSize, log, NbdError, type ExportInfo, type Plugin, type Support,
 } from '@nbdts/plugin-api';
-import { ObjectDevice, deviceCallbacks, withStartupRetry, type DeviceOptions } from '@nbdts/objstore';
+import { ObjectDevice, deviceCallbacks, warnBusy, withStartupRetry, type DeviceOptions } from '@nbdts/objstore';
 import type { SwiftContainerStore } from './client/index.ts';
 import { resolveExports, swiftConfig, type ExportSettings, type SwiftConfig } from './config.ts';
 import { lockContainer, lockOwner, unlockContainer, type ContainerLock } from './container-lock.ts';
-import { busy, containerStore, startupError } from './disk.ts';
+import { containerStore, startupError } from './disk.ts';
 import {
   DEFAULT_OBJECT_SIZE, FORMAT_VERSION, diskSize, formatMeta, layoutFor, objectsFor, parseFormat, type DiskFormat,
 } from './format.ts';
@@ -92,9 +92,10 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
     const store = exp.store;
     let lock: ContainerLock | undefined;
     try {
-      const format = await withStartupRetry(() => prepareFormat(store, c), busy(store.container));
+      const busy = warnBusy(`swift: ${store.container}`);
+      const format = await withStartupRetry(() => prepareFormat(store, c), busy);
       const owner = lockOwner();
-      lock = await withStartupRetry(() => lockContainer(store, { force: c.force, owner }), busy(store.container));
+      lock = await withStartupRetry(() => lockContainer(store, { force: c.force, owner }), busy);
       const device = await ObjectDevice.open(store, layoutFor(format), {
         cacheSize: c.cacheSize,
         writethrough: c.cache === 'writethrough',
