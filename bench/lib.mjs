@@ -12,7 +12,9 @@ export const nbdtsBin = join(repoRoot, 'packages/cli/bin/nbdts.js');
 
 /** argv that starts `kind` (nbdts | nbdkit) listening on `socket`, serving `args`. */
 export function serverArgv(kind, socket, args) {
-  if (kind === 'nbdts') return [process.execPath, nbdtsBin, '-U', socket, ...args];
+  // NBDTS_BENCH_NODE_ARGS: Node options for the nbdts server only, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.NBDTS_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  if (kind === 'nbdts') return [process.execPath, ...nodeArgs, nbdtsBin, '-U', socket, ...args];
   if (kind === 'nbdkit') return ['nbdkit', '-U', socket, '-f', '--exit-with-parent', ...args];
   throw new Error(`unknown server '${kind}' (nbdts or nbdkit)`);
 }

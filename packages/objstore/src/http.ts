@@ -1,6 +1,8 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { Pool, type Dispatcher } from 'undici';
 import { StoreError } from './store.ts';
+import { networkError } from './net-errors.ts';
+import { PlainGets } from './plain-get.ts';
 import { bigBuffer } from './buffers.ts';
 
 export const DEFAULT_CONNECTIONS = 32;
@@ -14,6 +16,12 @@ export interface HttpTransportOptions {
   connectTimeoutMs?: number;
   /** How long an idle keep-alive socket is kept. Default 4 s (undici's), shortened by the server's Keep-Alive hint. */
   keepAliveTimeoutMs?: number;
+  /**
+   * GETs on http: URLs read their bodies straight into the returned buffer
+   * (plain-get.ts). Default on; NBDTS_NO_PLAIN_GET=1 in the environment turns
+   * it off, for comparison or if a store's answers trip it up.
+   */
+  plainGets?: boolean;
 }
 
 export interface TransportRequest {
@@ -34,42 +42,6 @@ export interface TransportResponse {
   /** Lower-case names; repeated headers joined with ", ". No prototype, so any name is safe to look up. */
   headers: Record<string, string>;
   body: Buffer;
-}
-
-/** Error codes of a network hiccup: another attempt may well work. */
-const TRANSIENT_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH',
-  'ENETDOWN', 'ENETRESET', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
-
-/** The errno-style code of a network error (undici may wrap the socket's error in `cause`). */
-function codeOf(err: unknown): string | undefined {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string') return e.code;
-  }
-  return undefined;
-}
-
-/**
- * A StoreError for a request that got no (complete) answer. Connection
- * failures, resets, timeouts and garbled responses (HPE_*: a proxy or a
- * half-dead server) are transient; a host that does not resolve, TLS
- * certificate problems and invalid requests are fatal, as retrying cannot help.
- */
-export function networkError(err: unknown, what: string): StoreError {
-  if (err instanceof StoreError) return err;
-  const code = codeOf(err);
-  const message = (err as Error | undefined)?.message ?? String(err);
-  if (code === 'ENOTFOUND') {
-    return new StoreError('fatal', `${what}: host not found (check the URL)`, undefined, { cause: err });
-  }
-  const detail = code && !message.includes(code) ? `${code}: ${message}` : message;
-  if (code === undefined || TRANSIENT_CODES.has(code) || code.startsWith('HPE_')) {
-    return new StoreError('transient', `${what}: ${detail}`, undefined, { cause: err });
-  }
-  return new StoreError('fatal', `${what}: ${detail}`, undefined, { cause: err });
 }
 
 /** A header value as a string: repeated headers joined, as fetch's Headers does. */
@@ -226,6 +198,8 @@ export class HttpTransport {
    * request opened a new connection.
    */
   readonly #pools = new Map<string, Pool>();
+  readonly #plain = new Map<string, PlainGets>();
+  readonly #plainOptions: ConstructorParameters<typeof PlainGets>[1] | undefined;
   #closed = false;
 
   constructor(opts: HttpTransportOptions = {}) {
@@ -239,6 +213,11 @@ export class HttpTransport {
       connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
       ...(opts.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: opts.keepAliveTimeoutMs } : {}),
     };
+    if ((opts.plainGets ?? true) && !process.env.NBDTS_NO_PLAIN_GET) {
+      this.#plainOptions = {
+        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+      };
+    }
   }
 
   #pool(origin: string): Pool {
@@ -251,27 +230,33 @@ export class HttpTransport {
   }
 
   /** One exchange. Resolves with any HTTP status; rejects with StoreError for network failures, or the caller's abort reason. */
-  request(req: TransportRequest): Promise<TransportResponse> {
+  async request(req: TransportRequest): Promise<TransportResponse> {
+    if (req.signal?.aborted) throw req.signal.reason;
+    if (this.#closed) throw new StoreError('fatal', `${req.what}: the HTTP client is closed`);
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      throw new StoreError('fatal', `${req.what}: not a valid URL: ${req.url}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new StoreError('fatal', `${req.what}: only http: and https: URLs are supported, not ${url.protocol}`);
+    }
+    if (this.#plainOptions && PlainGets.handles(req, url)) {
+      let plain = this.#plain.get(url.origin);
+      if (!plain) {
+        plain = new PlainGets(url, this.#plainOptions);
+        this.#plain.set(url.origin, plain);
+      }
+      const res = await plain.get(req, url);
+      if (res) return res;
+      // Not sent (an invalid header): undici refuses it with its own message.
+    }
+    return this.#dispatch(req, url);
+  }
+
+  #dispatch(req: TransportRequest, url: URL): Promise<TransportResponse> {
     return new Promise<TransportResponse>((resolve, reject) => {
-      if (req.signal?.aborted) {
-        reject(req.signal.reason);
-        return;
-      }
-      if (this.#closed) {
-        reject(new StoreError('fatal', `${req.what}: the HTTP client is closed`));
-        return;
-      }
-      let url: URL;
-      try {
-        url = new URL(req.url);
-      } catch {
-        reject(new StoreError('fatal', `${req.what}: not a valid URL: ${req.url}`));
-        return;
-      }
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        reject(new StoreError('fatal', `${req.what}: only http: and https: URLs are supported, not ${url.protocol}`));
-        return;
-      }
       const handler = new Exchange(req, resolve, reject);
       try {
         this.#pool(url.origin).dispatch({
@@ -292,7 +277,9 @@ export class HttpTransport {
     if (this.#closed) return;
     this.#closed = true;
     const pools = [...this.#pools.values()];
+    const plain = [...this.#plain.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.close()));
+    this.#plain.clear();
+    await Promise.all([...pools.map((p) => p.close()), ...plain.map((p) => p.close())]);
   }
 }

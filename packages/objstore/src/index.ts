@@ -9,6 +9,7 @@ export { isAllZero } from '@nbdts/plugin-api';
 export type { DeviceStats } from './stats.ts';
 export { Progress, parallel, consoleOutput, stderrLogger, type Output } from './ctl-support.ts';
 export {
-  HttpTransport, networkError, DEFAULT_CONNECTIONS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS,
+  HttpTransport, DEFAULT_CONNECTIONS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS,
   type HttpTransportOptions, type TransportRequest, type TransportResponse,
 } from './http.ts';
+export { networkError } from './net-errors.ts';

@@ -39,8 +39,11 @@ afterEach(async () => {
   await transport?.close();
 });
 
+/** Which GET client the tests of a describe block use: plain-get.ts, or undici for every request. */
+let plainGets = true;
+
 function fresh(opts?: ConstructorParameters<typeof HttpTransport>[0]): HttpTransport {
-  transport = new HttpTransport(opts);
+  transport = new HttpTransport({ plainGets, ...opts });
   connections = 0;
   return transport;
 }
@@ -84,7 +87,11 @@ async function failure(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected the request to fail');
 }
 
-describe('HttpTransport', () => {
+describe.each([
+  ['GETs on plain-get.ts', true],
+  ['every request on undici', false],
+])('HttpTransport, %s', (_name, plain) => {
+  beforeAll(() => { plainGets = plain; });
   it('returns bodies of every size intact, with and without Content-Length', async () => {
     const t = fresh();
     for (const size of [0, 1, 8191, 65_537, 4 * 1024 * 1024 + 3]) {
@@ -350,5 +357,139 @@ describe('HttpTransport', () => {
     await t.close();
     const closed = await failure(t.request({ method: 'GET', url: base, what: 'GET x' }));
     expect((closed as StoreError).message).toMatch(/closed/);
+  });
+});
+
+describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
+  beforeAll(() => { plainGets = true; });
+
+  /** Write `parts` one at a time, a few ms apart, so each arrives in its own read. */
+  async function trickle(socket: Socket, parts: (string | Buffer)[]): Promise<void> {
+    for (const p of parts) {
+      socket.write(p);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
+  it('reads heads and bodies that arrive a few bytes at a time, on one reused socket, into buffers of their own', async () => {
+    const data = randomBytes(300_000);
+    const head = `HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\nX-Long: ${'v'.repeat(20_000)}\r\n\r\n`;
+    const raw = await rawServer((socket) => {
+      // The head split mid-line and mid-CRLF, then the body in uneven pieces.
+      void trickle(socket, [head.slice(0, 7), head.slice(7, 30), head.slice(30, -3), head.slice(-3, -1),
+        Buffer.concat([Buffer.from(head.slice(-1)), data.subarray(0, 5)]), data.subarray(5, 70_001), data.subarray(70_001)]);
+    });
+    try {
+      const t = fresh();
+      const first = await t.request({ method: 'GET', url: `${raw.url}/a`, what: 'GET a' });
+      const second = await t.request({ method: 'GET', url: `${raw.url}/b`, what: 'GET b' });
+      expect(first.body.equals(data)).toBe(true);
+      expect(second.body.equals(data)).toBe(true);
+      expect(first.body.buffer).not.toBe(second.body.buffer);
+      expect(first.headers['x-long']).toBe('v'.repeat(20_000));
+      expect(raw.connections()).toBe(1);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('decodes chunked bodies (extensions, trailers, sizes split across reads) and reuses the socket', async () => {
+    const raw = await rawServer((socket) => {
+      void trickle(socket, ['HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel', 'lo\r', '\n1', '0\r\n', '0123456789abcdef\r\n0\r\nX-Trailer: t\r\n', '\r\n']);
+    });
+    try {
+      const t = fresh();
+      for (let i = 0; i < 2; i++) {
+        const res = await t.request({ method: 'GET', url: `${raw.url}/missing`, what: 'GET missing' });
+        expect(res.status).toBe(404);
+        expect(res.body.toString()).toBe('hello0123456789abcdef');
+      }
+      expect(raw.connections()).toBe(1);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('reads a close-delimited body to the end, skips 100 Continue, and opens a new socket after Connection: close', async () => {
+    const raw = await rawServer((socket, request) => {
+      if (request.startsWith('GET /old')) {
+        socket.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end');
+      } else {
+        socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      }
+    });
+    try {
+      const t = fresh();
+      expect((await t.request({ method: 'GET', url: `${raw.url}/old`, what: 'GET old' })).body.toString()).toBe('until the end');
+      const res = await t.request({ method: 'GET', url: `${raw.url}/new`, what: 'GET new' });
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe('ok');
+      expect((await t.request({ method: 'GET', url: `${raw.url}/new`, what: 'GET new' })).body.toString()).toBe('ok');
+      expect(raw.connections()).toBe(3);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('sends a GET again on a new socket once when the server drops a reused one at the request', async () => {
+    let served = 0;
+    const raw = await rawServer((socket) => {
+      const mine = (socket as Socket & { served?: number });
+      mine.served = (mine.served ?? 0) + 1;
+      // Every socket's second request is dropped unanswered, as by a server whose idle timeout just passed.
+      if (mine.served === 2) { socket.destroy(); return; }
+      served++;
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes');
+    });
+    try {
+      const t = fresh();
+      for (let i = 0; i < 3; i++) expect((await t.request({ method: 'GET', url: `${raw.url}/o`, what: 'GET o' })).body.toString()).toBe('yes');
+      expect(served).toBe(3);
+      // The second and third requests each met a dropped socket and went out again on a new one.
+      expect(raw.connections()).toBe(3);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it("closes an idle socket before the server's Keep-Alive timeout", async () => {
+    const raw = await rawServer((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\nKeep-Alive: timeout=1\r\n\r\nk');
+    });
+    try {
+      const t = fresh();
+      await t.request({ method: 'GET', url: `${raw.url}/o`, what: 'GET o' });
+      await t.request({ method: 'GET', url: `${raw.url}/o`, what: 'GET o' });
+      expect(raw.connections()).toBe(2); // timeout=1 leaves no safe idle time
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('garbled answers are transient errors naming the request, and the socket is not reused', async () => {
+    const answers: Record<string, string> = {
+      '/nothttp': 'SSH-2.0-OpenSSH_9.2\r\n\r\n',
+      '/badlength': 'HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\n',
+      '/badchunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      '/folded': 'HTTP/1.1 200 OK\r\nX-A: 1\r\n continued\r\nContent-Length: 0\r\n\r\n',
+      '/huge': `HTTP/1.1 200 OK\r\nX-Big: ${'b'.repeat(70_000)}\r\n\r\n`,
+      '/gzip': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n',
+    };
+    const raw = await rawServer((socket, request) => {
+      socket.write(answers[request.split(' ')[1]!] ?? 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    try {
+      const t = fresh();
+      for (const path of Object.keys(answers)) {
+        const err = await failure(t.request({ method: 'GET', url: `${raw.url}${path}`, what: `GET ${path}`, timeoutMs: 2_000 }));
+        expect(err).toBeInstanceOf(StoreError);
+        expect((err as StoreError).kind).toBe('transient');
+        expect((err as StoreError).message).toMatch(new RegExp(`^GET ${path}: (?!no answer)`));
+      }
+      expect(raw.connections()).toBe(Object.keys(answers).length);
+      expect((await t.request({ method: 'GET', url: `${raw.url}/ok`, what: 'GET ok' })).body.toString()).toBe('ok');
+    } finally {
+      await raw.close();
+    }
   });
 });
