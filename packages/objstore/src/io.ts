@@ -38,12 +38,6 @@ export class ObjectIO {
     this.limiter = new Limiter(opts.maxInFlight);
     this.#opts = opts;
     this.#stats = stats;
-    if (process.env.XP_INFLIGHT) {
-      const h = new Array(40).fill(0); let busy = 0;
-      const t = setInterval(() => { if (stats.inFlight > 0 || busy) { busy = 1; h[Math.min(39, stats.inFlight)]++; } }, 2);
-      t.unref();
-      process.on('exit', () => { process.stderr.write(`inflight hist ${h.map((v, i) => v ? `${i}:${v}` : '').filter(Boolean).join(' ')}\n`); });
-    }
   }
 
   /** Chunk i's bytes, or null when its object does not exist (reads as zeros). */
