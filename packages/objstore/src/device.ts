@@ -58,6 +58,12 @@ export const DEFAULT_MAX_IN_FLIGHT = 16;
 export const DEFAULT_READAHEAD = 4;
 /** Sequential readers told apart by readahead. */
 const READ_STREAMS = 8;
+/**
+ * Readahead of a ranged layout (chunks that are ranges of one object) asks
+ * for up to this much in one GET: 4 MiB GETs read a big object 15-25% faster
+ * than 1 MiB ones (RGW, measured), while random reads still fetch one chunk.
+ */
+const RUN_BYTES = 4 * 1024 * 1024;
 
 interface Load {
   promise: Promise<void>;
@@ -122,6 +128,8 @@ export class ObjectDevice {
   #writebackFailures = 0;
   /** Where recent reads ended, newest last: one per sequential reader (see #readaheadAfter). */
   readonly #readEnds: number[] = [];
+  /** Chunks per readahead GET: 1 unless the layout has locateRun. */
+  readonly #run: number;
   #closed = false;
 
   /** Use ObjectDevice.open, which also reads the listing. */
@@ -134,7 +142,11 @@ export class ObjectDevice {
     const cacheSize = Math.max(options.cacheSize ?? DEFAULT_CACHE_SIZE, 2 * layout.chunkSize);
     this.maxDirty = Math.min(cacheSize, Math.max(options.maxDirty ?? Math.floor(cacheSize / 2), layout.chunkSize));
     this.writethrough = options.writethrough ?? false;
-    this.readahead = Math.min(options.readahead ?? DEFAULT_READAHEAD, Math.floor(cacheSize / 4 / layout.chunkSize));
+    const runMax = layout.locateRun ? Math.max(1, Math.floor(RUN_BYTES / layout.chunkSize)) : 1;
+    // By default a ranged layout looks two runs ahead, so one GET arrives while the other is read.
+    const readahead = options.readahead ?? Math.max(DEFAULT_READAHEAD, 2 * runMax);
+    this.readahead = Math.min(readahead, Math.floor(cacheSize / 4 / layout.chunkSize));
+    this.#run = Math.min(runMax, Math.max(1, Math.floor(this.readahead / 2)));
     this.#writebackDelayMs = options.writebackDelayMs ?? 1000;
     this.#streamWrites = options.streamWrites ?? true;
     this.#trustListing = options.trustListing ?? false;
@@ -363,10 +375,11 @@ export class ObjectDevice {
     }
   }
 
-  #startLoad(i: number): Load {
+  /** Fetch chunk i, or take its bytes from `data` (its share of a readahead run). */
+  #startLoad(i: number, data?: Promise<Buffer | null>): Load {
     const load: Load = { promise: Promise.resolve(), stale: false, waiters: 0, entry: null };
     const done = () => { if (this.#loads.get(i) === load) this.#loads.delete(i); };
-    load.promise = this.#io.getChunk(i).then((data) => {
+    load.promise = (data ?? this.#io.getChunk(i)).then((data) => {
       done();
       // Stale, or (defensively) someone else's entry is already there: never overwrite a newer entry.
       if (load.stale || this.#cache.peek(i)) return;
@@ -643,10 +656,33 @@ export class ObjectDevice {
     if (!sequential || this.readahead <= 0 || count === 0) return;
     const last = Math.floor((offset + count - 1) / this.chunkSize);
     const end = Math.min(last + this.readahead, this.layout.chunks - 1);
+    // Missing chunks are fetched in runs of up to #run chunks (one GET each).
+    let start = -1;
     for (let i = last + 1; i <= end; i++) {
-      if (this.#cache.peek(i) || this.#loads.has(i) || this.#knownAbsent(i)) continue;
+      if (this.#cache.peek(i) || this.#loads.has(i) || this.#knownAbsent(i)) {
+        if (start >= 0) this.#readahead(start, i - start);
+        start = -1;
+        continue;
+      }
+      if (start < 0) start = i;
+      if (i - start + 1 === this.#run) {
+        this.#readahead(start, this.#run);
+        start = -1;
+      }
+    }
+    // A short run at the window's edge grows as the reader moves on; fetch it now only if the device ends there.
+    if (start >= 0 && end === this.layout.chunks - 1) this.#readahead(start, end - start + 1);
+  }
+
+  /** Start loading chunks first..first+n-1 ahead of a reader: one GET for all of them. */
+  #readahead(first: number, n: number): void {
+    const run = n > 1 ? this.#io.getRun(first, n) : undefined;
+    run?.catch(() => {}); // each chunk's load reports the failure
+    for (let i = first; i < first + n; i++) {
       this.#stats.readaheads++;
-      this.#startLoad(i).promise.catch((err: unknown) => {
+      const off = (i - first) * this.chunkSize;
+      const share = run?.then((body) => body.subarray(off, off + this.layout.chunkLength(i)));
+      this.#startLoad(i, share).promise.catch((err: unknown) => {
         log.debug(`objstore: readahead of chunk ${i} failed: ${(err as Error).message}`);
       });
     }

@@ -61,6 +61,19 @@ export class ObjectIO {
     });
   }
 
+  /** Chunks i..i+n-1 of a ranged layout (Layout.locateRun) in one GET: their bytes back to back. */
+  async getRun(i: number, n: number): Promise<Buffer> {
+    const { key, range } = this.layout.locateRun!(i, n);
+    return this.#call(`GET ${key} bytes ${range.offset}+${range.length}`, async (signal) => {
+      this.#stats.gets++;
+      const body = await this.store.get(key, range, signal);
+      if (body === null) throw new StoreError('fatal', 'object not found');
+      this.#stats.getBytes += body.length;
+      if (body.length !== range.length) throw new VerifyError(`short or long body: got ${body.length} bytes, expected ${range.length}`);
+      return body;
+    });
+  }
+
   /** Store chunk i (whole-object layouts only); resolves when the store acknowledged a verified copy. */
   async putChunk(i: number, data: Buffer): Promise<void> {
     const { key } = this.layout.locate(i);

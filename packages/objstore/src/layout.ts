@@ -24,6 +24,12 @@ export interface Layout {
   chunkLength(i: number): number;
   /** The object holding chunk i; `range` set when the chunk is part of a larger object. */
   locate(i: number): { key: string; range?: { offset: number; length: number } };
+  /**
+   * For layouts whose chunks are ranges of one object: the range holding
+   * chunks i..i+n-1, so readahead can fetch several in one GET. Absent when
+   * each chunk is an object of its own.
+   */
+  locateRun?(i: number, n: number): { key: string; range: { offset: number; length: number } };
   /** Chunk index for a key from a listing, or null when the key is not one of ours. */
   indexOf(key: string): number | null;
   /**
@@ -129,6 +135,11 @@ export class SingleObjectLayout implements Layout {
 
   locate(i: number): { key: string; range: { offset: number; length: number } } {
     return { key: this.key, range: { offset: i * this.chunkSize, length: this.chunkLength(i) } };
+  }
+
+  locateRun(i: number, n: number): { key: string; range: { offset: number; length: number } } {
+    const offset = i * this.chunkSize;
+    return { key: this.key, range: { offset, length: Math.min(n * this.chunkSize, this.size - offset) } };
   }
 
   /** The layout for an existing object, its size from HEAD. Throws ConfigError when it does not exist. */

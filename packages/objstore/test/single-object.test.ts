@@ -44,6 +44,28 @@ describe('single-object layout', () => {
     expect(dev.stats().cacheHits).toBeGreaterThanOrEqual(2);
   });
 
+  it('readahead fetches runs of chunks in one ranged GET; random reads still fetch one chunk', async () => {
+    const store = new MemoryStore();
+    const size = 20 * 1024 + 100; // 21 chunks, the last one short
+    const data = rand(size);
+    store.set('big', data);
+    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: 1024 }), { readahead: 8 });
+    store.resetCounters();
+    expect(await readAt(dev, 10 * 1024 + 5, 10)).toEqual(data.subarray(10 * 1024 + 5, 10 * 1024 + 15));
+    expect(store.log.map((c) => c.range)).toEqual([{ offset: 10 * 1024, length: 1024 }]);
+    store.resetCounters();
+    // A sequential reader from the start: every byte right, and chunks ahead of it come four to a GET.
+    for (let off = 0; off < size; off += 700) expect(await readAt(dev, off, Math.min(700, size - off))).toEqual(data.subarray(off, off + 700));
+    const ranges = store.log.map((c) => c.range!).sort((a, b) => a.offset - b.offset);
+    expect(ranges.filter((r) => r.length === 4 * 1024).length).toBeGreaterThanOrEqual(3);
+    expect(ranges.every((r) => r.length <= 4 * 1024 && r.offset % 1024 === 0 && r.offset + r.length <= size)).toBe(true);
+    // Nothing fetched twice: each chunk once (chunk 10 was cached already).
+    const fetched = ranges.flatMap((r) => Array.from({ length: Math.ceil(r.length / 1024) }, (_, k) => r.offset / 1024 + k));
+    expect(new Set(fetched).size).toBe(fetched.length);
+    expect(fetched).not.toContain(10);
+    expect(fetched.length).toBe(20);
+  });
+
   it('refuses writes, zero and trim with EROFS', async () => {
     const { dev, store } = await single();
     await expect(dev.write(Buffer.alloc(10), 0)).rejects.toMatchObject({ errno: 'EROFS' });
