@@ -24,7 +24,7 @@ export const s3Config = z.object({
   chunkSize: param.size().default(1024 * 1024)
     .describe('Single-object mode: bytes per ranged GET and unit of the read cache'),
   cacheSize: param.size().optional().describe('Memory for cached object data (default 256M)'),
-  readahead: param.int(0, 1024).optional().describe('Objects (ranges in single-object mode) fetched ahead of sequential reads (default 4)'),
+  readahead: param.int(0, 1024).optional().describe('Objects (ranges in single-object mode) fetched ahead of sequential reads (default 4; single-object mode: 4 ranges or 8 MiB, whichever is more, in GETs of up to 4 MiB)'),
   connections: param.int(1, 1024).default(16).describe('S3 requests in flight at once'),
   cache: z.enum(['writeback', 'writethrough']).default('writeback')
     .describe('Split mode. writeback: writes complete in memory and are stored within ~1 s, at flush or FUA; writethrough: stored before they complete'),
