@@ -17,11 +17,13 @@ export interface HttpTransportOptions {
   /** How long an idle keep-alive socket is kept. Default 4 s (undici's), shortened by the server's Keep-Alive hint. */
   keepAliveTimeoutMs?: number;
   /**
-   * GETs on http: URLs read their bodies straight into the returned buffer
+   * GETs read their bodies straight into the returned buffer
    * (plain-get.ts). Default on; NBDTS_NO_PLAIN_GET=1 in the environment turns
    * it off, for comparison or if a store's answers trip it up.
    */
   plainGets?: boolean;
+  /** Extra CA certificates to trust for https (besides Node's and NODE_EXTRA_CA_CERTS), e.g. a private CA's. */
+  ca?: string | Buffer;
 }
 
 export interface TransportRequest {
@@ -210,12 +212,12 @@ export class HttpTransport {
     this.#options = {
       connections,
       pipelining: 1,
-      connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
+      connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) },
       ...(opts.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: opts.keepAliveTimeoutMs } : {}),
     };
     if ((opts.plainGets ?? true) && !process.env.NBDTS_NO_PLAIN_GET) {
       this.#plainOptions = {
-        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs, ca: opts.ca,
       };
     }
   }

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { constants as bufferConstants } from 'node:buffer';
 import { StoreError } from './store.ts';
 import { bigBuffer } from './buffers.ts';
@@ -6,7 +7,7 @@ import { networkError } from './net-errors.ts';
 import type { TransportRequest, TransportResponse } from './http.ts';
 
 /**
- * GETs over plain HTTP/1.1 whose bodies the kernel reads straight into the
+ * GETs over HTTP/1.1 whose bodies the kernel reads straight into the
  * buffer that is returned, with no socket chunks in between: sockets made
  * with net's `onread` option, the response head parsed here, then each read
  * aimed at the unfilled rest of the body.
@@ -19,9 +20,10 @@ import type { TransportRequest, TransportResponse } from './http.ts';
  * 15-20% because the store gets the CPU. Object reads are what a served disk
  * does most.
  *
- * Deliberately narrow: only GET without a request body, only http: URLs
- * (TLS goes through undici), no pipelining (one exchange per socket at a
- * time). Answers framed by Content-Length take the fast path; chunked and
+ * Deliberately narrow: only GET without a request body, no pipelining (one
+ * exchange per socket at a time). Over https the same happens to the
+ * decrypted bytes (certificates checked as undici checks them: Node's CAs,
+ * NODE_EXTRA_CA_CERTS, the `ca` option; SNI for host names). Answers framed by Content-Length take the fast path; chunked and
  * close-delimited ones (small in practice: errors, listings) are decoded
  * through a scratch buffer. A request whose header undici would refuse is
  * handed back unsent, so undici reports it in its words.
@@ -40,7 +42,12 @@ export interface PlainGetOptions {
   connections: number;
   connectTimeoutMs: number;
   keepAliveTimeoutMs?: number;
+  /** For https: extra trusted CAs (Node's defaults and NODE_EXTRA_CA_CERTS apply as well). */
+  ca?: string | Buffer;
 }
+
+/** Where one origin's sockets connect. */
+interface Endpoint { host: string; port: number; tls: boolean; ca?: string | Buffer }
 
 /** A reused socket that closed before any answer: the server had dropped it while idle. */
 class StaleSocket extends Error {}
@@ -92,16 +99,18 @@ class Conn {
   /** The server's Keep-Alive: timeout= from the last answer, in ms. */
   keepAliveHintMs: number | undefined;
 
-  constructor(host: string, port: number, connectTimeoutMs: number, private readonly onGone: (c: Conn) => void) {
+  constructor(at: Endpoint, connectTimeoutMs: number, private readonly onGone: (c: Conn) => void) {
     this.#target = this.#buf;
-    this.socket = net.connect({
-      host, port, noDelay: true,
-      // Node asks for the next read's buffer after each callback.
-      onread: { buffer: () => this.#target, callback: (n: number) => { this.#onRead(n); return true; } },
-    });
+    // Node asks for the next read's buffer after each callback; over TLS the buffer gets the decrypted bytes.
+    const onread = { buffer: () => this.#target, callback: (n: number) => { this.#onRead(n); return true; } };
+    this.socket = at.tls
+      // tls.connect documents onread (used when it makes the socket itself); @types/node leaves it out.
+      ? tls.connect({ host: at.host, port: at.port, servername: net.isIP(at.host) ? undefined : at.host, ca: at.ca, onread } as tls.ConnectionOptions)
+      : net.connect({ host: at.host, port: at.port, onread });
+    this.socket.setNoDelay(true);
     this.#connectTimer = setTimeout(() => this.#destroy(
       new StoreError('transient', `connect timed out after ${connectTimeoutMs / 1000} s`)), connectTimeoutMs);
-    this.socket.once('connect', () => clearTimeout(this.#connectTimer));
+    this.socket.once(at.tls ? 'secureConnect' : 'connect', () => clearTimeout(this.#connectTimer));
     this.socket.on('error', (err) => this.#destroy(err));
     // A clean end of stream is the end of a close-delimited body; otherwise 'close' reports it.
     this.socket.on('end', () => { if (this.#ex && this.#mode === 'eof') this.#finish(this.#ex, true); });
@@ -323,8 +332,7 @@ class Conn {
 
 /** The plain-HTTP GET sockets of one origin. */
 export class PlainGets {
-  readonly #host: string;
-  readonly #port: number;
+  readonly #at: Endpoint;
   readonly #hostHeader: string;
   readonly #opts: PlainGetOptions;
   readonly #idle: Conn[] = [];
@@ -334,15 +342,15 @@ export class PlainGets {
   #drained: (() => void) | undefined;
 
   constructor(url: URL, opts: PlainGetOptions) {
-    this.#host = url.hostname.replace(/^\[|\]$/g, '');
-    this.#port = url.port ? Number(url.port) : 80;
+    const secure = url.protocol === 'https:';
+    this.#at = { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : secure ? 443 : 80, tls: secure, ca: opts.ca };
     this.#hostHeader = url.host;
     this.#opts = opts;
   }
 
   /** Whether this client takes the request at all. */
   static handles(req: TransportRequest, url: URL): boolean {
-    return req.method === 'GET' && req.body === undefined && url.protocol === 'http:';
+    return req.method === 'GET' && req.body === undefined && (url.protocol === 'http:' || url.protocol === 'https:');
   }
 
   /**
@@ -423,7 +431,7 @@ export class PlainGets {
   }
 
   #open(): Conn {
-    const c = new Conn(this.#host, this.#port, this.#opts.connectTimeoutMs, (gone) => this.#onConnDone(gone));
+    const c = new Conn(this.#at, this.#opts.connectTimeoutMs, (gone) => this.#onConnDone(gone));
     this.#all.add(c);
     return c;
   }

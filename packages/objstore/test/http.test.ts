@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -491,5 +493,61 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
     } finally {
       await raw.close();
     }
+  });
+});
+
+describe.each([
+  ['GETs on plain-get.ts', true],
+  ['every request on undici', false],
+])('HttpTransport over https, %s', (_name, plain) => {
+  // A self-signed certificate for localhost and 127.0.0.1, made for these tests only.
+  const fixture = (f: string) => readFileSync(new URL(`./fixtures/${f}`, import.meta.url));
+  const cert = fixture('tls-cert.pem');
+  let https: ReturnType<typeof createHttpsServer>;
+  let port = 0;
+  let accepted = 0;
+  let data: Buffer;
+
+  beforeAll(async () => {
+    plainGets = plain;
+    https = createHttpsServer({ key: fixture('tls-key.pem'), cert }, (req, res) => {
+      const size = Number(req.url!.slice(1).split('?')[0]);
+      if (!req.url!.includes('chunked')) res.setHeader('Content-Length', size);
+      res.write(data.subarray(0, Math.floor(size / 2)));
+      res.end(data.subarray(Math.floor(size / 2), size));
+    });
+    https.keepAliveTimeout = 30_000;
+    https.on('secureConnection', () => { accepted++; });
+    await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
+    port = (https.address() as AddressInfo).port;
+    data = randomBytes(4 * 1024 * 1024 + 3);
+  });
+
+  afterAll(async () => {
+    https.closeAllConnections();
+    await new Promise<void>((resolve) => https.close(() => resolve()));
+  });
+
+  it('reads bodies intact over TLS, by IP and by name (SNI), reusing the socket', async () => {
+    const t = fresh({ ca: cert });
+    accepted = 0;
+    for (const host of ['127.0.0.1', 'localhost']) {
+      for (const size of [0, 1, 70_000, data.length]) {
+        const res = await t.request({ method: 'GET', url: `https://${host}:${port}/${size}`, what: `GET ${size}` });
+        expect(res.status).toBe(200);
+        expect(res.body.equals(data.subarray(0, size))).toBe(true);
+      }
+    }
+    const res = await t.request({ method: 'GET', url: `https://127.0.0.1:${port}/5000?chunked`, what: 'GET chunked' });
+    expect(res.body.equals(data.subarray(0, 5000))).toBe(true);
+    // One socket per host name (undici may use a second while the first goes back to its pool).
+    expect(accepted).toBeLessThanOrEqual(4);
+  });
+
+  it('a certificate nobody vouches for is a fatal error naming the request', async () => {
+    const err = await failure(fresh().request({ method: 'GET', url: `https://127.0.0.1:${port}/10`, what: 'GET tls' }));
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).kind).toBe('fatal');
+    expect((err as StoreError).message).toMatch(/^GET tls: .*(self[- ]signed|certificate)/i);
   });
 });
