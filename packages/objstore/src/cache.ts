@@ -19,6 +19,19 @@ export interface Entry {
   pins: number;
   /** Bytes written into it since its last store began (see ObjectDevice: streaming write-back). */
   written: number;
+  /** Set while `data` is a slice of a readahead run's buffer, which other chunks' entries share. */
+  run: RunShare | null;
+}
+
+/**
+ * The chunks of one readahead GET: their entries share its buffer. Once some
+ * of them are gone, an entry used again takes a copy of its own, so one chunk
+ * kept long does not keep the whole run's memory.
+ */
+export interface RunShare {
+  readonly size: number;
+  /** Entries still holding a slice of the run's buffer. */
+  alive: number;
 }
 
 /** Memory accounted per entry on top of its data, so all-zero entries still count against the bound. */
@@ -64,8 +77,8 @@ export class ChunkCache {
     return e;
   }
 
-  insert(i: number, data: Buffer | null, pins = 0): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0 };
+  insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run };
     this.#entries.set(i, e);
     this.#bytes += cost(data);
     this.evict(e);
@@ -75,6 +88,7 @@ export class ChunkCache {
   setData(e: Entry, data: Buffer | null): void {
     this.#bytes += cost(data) - cost(e.data);
     e.data = data;
+    leaveRun(e);
     if (this.#entries.get(e.index) === e) this.evict(e);
   }
 
@@ -100,6 +114,7 @@ export class ChunkCache {
       if (e === keep || e.dirty || e.storing || e.pins > 0) continue;
       this.#entries.delete(e.index);
       this.#bytes -= cost(e.data);
+      leaveRun(e);
       this.#stats.evictions++;
     }
   }
@@ -110,8 +125,14 @@ export class ChunkCache {
       if (e.dirty || e.storing || e.pins > 0) continue;
       this.#entries.delete(e.index);
       this.#bytes -= cost(e.data);
+      leaveRun(e);
     }
   }
+}
+
+function leaveRun(e: Entry): void {
+  if (e.run) e.run.alive--;
+  e.run = null;
 }
 
 function cost(data: Buffer | null): number {

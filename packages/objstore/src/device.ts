@@ -1,7 +1,7 @@
 import { ConfigError, ExtentType, formatSize, log, NbdError, type Extent } from '@nbdts/plugin-api';
 import type { ObjectStore } from './store.ts';
 import type { Layout } from './layout.ts';
-import { ChunkCache, type Entry } from './cache.ts';
+import { ChunkCache, type Entry, type RunShare } from './cache.ts';
 import { ObjectIO } from './io.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import { emptyStats, type DeviceStats } from './stats.ts';
@@ -356,7 +356,11 @@ export class ObjectDevice {
   async #withEntry<T>(i: number, use: (e: Entry) => T): Promise<T> {
     for (;;) {
       const cached = this.#cache.get(i);
-      if (cached) { this.#stats.cacheHits++; return use(cached); }
+      if (cached) {
+        this.#stats.cacheHits++;
+        if (cached.run && cached.run.alive < cached.run.size) this.#ownCopy(cached);
+        return use(cached);
+      }
       if (this.#knownAbsent(i) && !this.#loads.has(i)) return use(this.#cache.insert(i, null));
       let load = this.#loads.get(i);
       if (load) this.#stats.cacheHits++;
@@ -375,17 +379,29 @@ export class ObjectDevice {
     }
   }
 
-  /** Fetch chunk i, or take its bytes from `data` (its share of a readahead run). */
-  #startLoad(i: number, data?: Promise<Buffer | null>): Load {
+  /** An entry sharing a run's buffer whose siblings are leaving: its own copy, so the run's memory can go. */
+  #ownCopy(e: Entry): void {
+    const own = bigBuffer(e.data!.length, false);
+    e.data!.copy(own);
+    const wasFrozen = e.frozen === e.data;
+    this.#cache.setData(e, own); // leaves the run
+    if (wasFrozen) e.frozen = own;
+  }
+
+  /** Fetch chunk i, or take its bytes from `data` (its share of a readahead run, `run`). */
+  #startLoad(i: number, data?: Promise<Buffer | null>, run?: RunShare): Load {
     const load: Load = { promise: Promise.resolve(), stale: false, waiters: 0, entry: null };
     const done = () => { if (this.#loads.get(i) === load) this.#loads.delete(i); };
     load.promise = (data ?? this.#io.getChunk(i)).then((data) => {
       done();
       // Stale, or (defensively) someone else's entry is already there: never overwrite a newer entry.
-      if (load.stale || this.#cache.peek(i)) return;
+      if (load.stale || this.#cache.peek(i)) {
+        if (run) run.alive--;
+        return;
+      }
       if (data === null) this.#present.delete(i); else this.#present.add(i);
       this.#confirmed.add(i);
-      load.entry = this.#cache.insert(i, data, load.waiters);
+      load.entry = this.#cache.insert(i, data, load.waiters, run ?? null);
       // The buffer came from the adapter, which may still use it: copy before the first change.
       load.entry.frozen = data;
     }, (err: unknown) => { done(); throw err; });
@@ -678,11 +694,12 @@ export class ObjectDevice {
   #readahead(first: number, n: number): void {
     const run = n > 1 ? this.#io.getRun(first, n) : undefined;
     run?.catch(() => {}); // each chunk's load reports the failure
+    const shared: RunShare | undefined = run ? { size: n, alive: n } : undefined;
     for (let i = first; i < first + n; i++) {
       this.#stats.readaheads++;
       const off = (i - first) * this.chunkSize;
       const share = run?.then((body) => body.subarray(off, off + this.layout.chunkLength(i)));
-      this.#startLoad(i, share).promise.catch((err: unknown) => {
+      this.#startLoad(i, share, shared).promise.catch((err: unknown) => {
         log.debug(`objstore: readahead of chunk ${i} failed: ${(err as Error).message}`);
       });
     }

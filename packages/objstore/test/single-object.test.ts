@@ -66,6 +66,28 @@ describe('single-object layout', () => {
     expect(fetched.length).toBe(20);
   });
 
+  it('a chunk of a readahead run used again after its siblings left gets its own memory', async () => {
+    const store = new MemoryStore();
+    const chunk = 8192;
+    const size = 48 * chunk;
+    const data = rand(size);
+    store.set('big', data);
+    // Room for 32 chunks (readahead 8 needs a cache of four times that).
+    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: chunk }), { readahead: 8, cacheSize: 32 * (chunk + 128) });
+    await dev.readViews(chunk, 0);
+    await dev.readViews(chunk, chunk); // sequential: chunks 2-5 and 6-9 come in two GETs
+    await expect.poll(() => store.calls.get).toBe(4);
+    const first = (await dev.readViews(chunk, 2 * chunk))[0]!;
+    expect(first.buffer.byteLength).toBe(4 * chunk); // a slice of the run: no copy while the run is whole
+    // Random reads (descending, so none is sequential) fill the cache until chunks 0, 1 and 3 are evicted.
+    for (let i = 47; dev.stats().evictions < 3; i--) await dev.readViews(chunk, i * chunk);
+    const gets = store.calls.get;
+    const again = (await dev.readViews(chunk, 4 * chunk))[0]!;
+    expect(store.calls.get).toBe(gets); // still cached
+    expect(again.equals(data.subarray(4 * chunk, 5 * chunk))).toBe(true);
+    expect(again.buffer.byteLength).toBeLessThan(4 * chunk); // its own copy now
+  });
+
   it('refuses writes, zero and trim with EROFS', async () => {
     const { dev, store } = await single();
     await expect(dev.write(Buffer.alloc(10), 0)).rejects.toMatchObject({ errno: 'EROFS' });
