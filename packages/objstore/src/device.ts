@@ -13,7 +13,7 @@ const ZEROS = Buffer.alloc(1024 * 1024);
 
 /** A private copy of b, in memory that is already faulted in when it is big. */
 function copyOf(b: Buffer): Buffer {
-  const c = bigBuffer(b.length);
+  const c = bigBuffer(b.length, false); // every byte is copied over
   b.copy(c);
   return c;
 }
@@ -381,8 +381,7 @@ export class ObjectDevice {
 
   /** An entry sharing a run's buffer whose siblings are leaving: its own copy, so the run's memory can go. */
   #ownCopy(e: Entry): void {
-    const own = bigBuffer(e.data!.length, false);
-    e.data!.copy(own);
+    const own = copyOf(e.data!);
     const wasFrozen = e.frozen === e.data;
     this.#cache.setData(e, own); // leaves the run
     if (wasFrozen) e.frozen = own;

@@ -1,7 +1,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { Pool, type Dispatcher } from 'undici';
 import { StoreError } from './store.ts';
-import { networkError } from './net-errors.ts';
+import { networkError, noAnswer } from './net-errors.ts';
 import { PlainGets } from './plain-get.ts';
 import { bigBuffer } from './buffers.ts';
 
@@ -76,8 +76,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   ) {
     const timeoutMs = req.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     if (timeoutMs > 0) {
-      this.#timer = setTimeout(() => this.#abort(
-        new StoreError('transient', `${req.what}: no answer within ${timeoutMs / 1000} s`), false), timeoutMs);
+      this.#timer = setTimeout(() => this.#abort(noAnswer(req.what, timeoutMs), false), timeoutMs);
     }
     if (req.signal) {
       this.#signal = req.signal;
@@ -217,7 +216,8 @@ export class HttpTransport {
     };
     if ((opts.plainGets ?? true) && !process.env.NBDTS_NO_PLAIN_GET) {
       this.#plainOptions = {
-        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs, ca: opts.ca,
+        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+        requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, ca: opts.ca,
       };
     }
   }

@@ -43,13 +43,12 @@ export class ObjectIO {
   /** Chunk i's bytes, or null when its object does not exist (reads as zeros). */
   async getChunk(i: number): Promise<Buffer | null> {
     const { key, range } = this.layout.locate(i);
+    if (range) return this.#getRange(key, range);
     const want = this.layout.chunkLength(i);
-    return this.#call(`GET ${key}${range ? ` bytes ${range.offset}+${range.length}` : ''}`, async (signal) => {
+    return this.#call(`GET ${key}`, async (signal) => {
       this.#stats.gets++;
-      const body = await this.store.get(key, range, signal);
+      const body = await this.store.get(key, undefined, signal);
       if (body === null) {
-        // A ranged read is of an object that must exist: its absence is an error, not zeros.
-        if (range) throw new StoreError('fatal', 'object not found');
         this.#stats.getMisses++;
         return null;
       }
@@ -64,6 +63,11 @@ export class ObjectIO {
   /** Chunks i..i+n-1 of a ranged layout (Layout.locateRun) in one GET: their bytes back to back. */
   async getRun(i: number, n: number): Promise<Buffer> {
     const { key, range } = this.layout.locateRun!(i, n);
+    return this.#getRange(key, range);
+  }
+
+  /** A byte range of an object that must exist: its absence is an error, not zeros. */
+  #getRange(key: string, range: { offset: number; length: number }): Promise<Buffer> {
     return this.#call(`GET ${key} bytes ${range.offset}+${range.length}`, async (signal) => {
       this.#stats.gets++;
       const body = await this.store.get(key, range, signal);

@@ -35,3 +35,8 @@ export function networkError(err: unknown, what: string): StoreError {
   }
   return new StoreError('fatal', `${what}: ${detail}`, undefined, { cause: err });
 }
+
+/** The error of an exchange that did not finish within its time limit (both HTTP clients). */
+export function noAnswer(what: string, timeoutMs: number): StoreError {
+  return new StoreError('transient', `${what}: no answer within ${timeoutMs / 1000} s`);
+}

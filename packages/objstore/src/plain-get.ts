@@ -3,7 +3,7 @@ import tls from 'node:tls';
 import { constants as bufferConstants } from 'node:buffer';
 import { StoreError } from './store.ts';
 import { bigBuffer } from './buffers.ts';
-import { networkError } from './net-errors.ts';
+import { networkError, noAnswer } from './net-errors.ts';
 import type { TransportRequest, TransportResponse } from './http.ts';
 
 /**
@@ -23,9 +23,9 @@ import type { TransportRequest, TransportResponse } from './http.ts';
  * Deliberately narrow: only GET without a request body, no pipelining (one
  * exchange per socket at a time). Over https the same happens to the
  * decrypted bytes (certificates checked as undici checks them: Node's CAs,
- * NODE_EXTRA_CA_CERTS, the `ca` option; SNI for host names). Answers framed by Content-Length take the fast path; chunked and
- * close-delimited ones (small in practice: errors, listings) are decoded
- * through a scratch buffer. A request whose header undici would refuse is
+ * NODE_EXTRA_CA_CERTS, the `ca` option; SNI for host names). Answers framed
+ * by Content-Length take the fast path; chunked and close-delimited ones
+ * (small in practice: errors, listings) are decoded through a scratch buffer. A request whose header undici would refuse is
  * handed back unsent, so undici reports it in its words.
  */
 
@@ -42,6 +42,8 @@ export interface PlainGetOptions {
   connections: number;
   connectTimeoutMs: number;
   keepAliveTimeoutMs?: number;
+  /** Time limit of an exchange whose request names none (TransportRequest.timeoutMs). */
+  requestTimeoutMs: number;
   /** For https: extra trusted CAs (Node's defaults and NODE_EXTRA_CA_CERTS apply as well). */
   ca?: string | Buffer;
 }
@@ -360,10 +362,11 @@ export class PlainGets {
   async get(req: TransportRequest, url: URL): Promise<TransportResponse | undefined> {
     const head = this.#requestHead(req, url);
     if (head === undefined) return undefined;
-    const deadline = (req.timeoutMs ?? 30_000) > 0 ? Date.now() + (req.timeoutMs ?? 30_000) : Infinity;
+    const timeoutMs = req.timeoutMs ?? this.#opts.requestTimeoutMs;
+    const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : Infinity;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#exchange(req, head, deadline);
+        return await this.#exchange(req, head, timeoutMs, deadline);
       } catch (err) {
         // A socket the server dropped while idle: once more on a new one, as undici does.
         if (err instanceof StaleSocket && attempt === 0) continue;
@@ -384,7 +387,7 @@ export class PlainGets {
     return `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${host}\r\n${head}\r\n`;
   }
 
-  #exchange(req: TransportRequest, head: string, deadline: number): Promise<TransportResponse> {
+  #exchange(req: TransportRequest, head: string, timeoutMs: number, deadline: number): Promise<TransportResponse> {
     return new Promise<TransportResponse>((resolve, reject) => {
       let conn: Conn | undefined;
       let waiter: ((c: Conn) => void) | undefined;
@@ -405,7 +408,7 @@ export class PlainGets {
       const onAbort = (): void => giveUp(req.signal!.reason);
       const ms = deadline - Date.now();
       const timer = Number.isFinite(deadline)
-        ? setTimeout(() => giveUp(new StoreError('transient', `${req.what}: no answer within ${(req.timeoutMs ?? 30_000) / 1000} s`)), Math.max(0, ms))
+        ? setTimeout(() => giveUp(noAnswer(req.what, timeoutMs)), Math.max(0, ms))
         : undefined;
       req.signal?.addEventListener('abort', onAbort, { once: true });
       const ex: Exchange = {
