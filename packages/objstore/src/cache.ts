@@ -1,4 +1,5 @@
 import type { DeviceStats } from './stats.ts';
+import { recycle } from './buffers.ts';
 
 /** One chunk held in memory. */
 export interface Entry {
@@ -87,6 +88,7 @@ export class ChunkCache {
 
   setData(e: Entry, data: Buffer | null): void {
     this.#bytes += cost(data) - cost(e.data);
+    drop(e);
     e.data = data;
     leaveRun(e);
     if (this.#entries.get(e.index) === e) this.evict(e);
@@ -115,6 +117,7 @@ export class ChunkCache {
       this.#entries.delete(e.index);
       this.#bytes -= cost(e.data);
       leaveRun(e);
+      drop(e);
       this.#stats.evictions++;
     }
   }
@@ -126,8 +129,14 @@ export class ChunkCache {
       this.#entries.delete(e.index);
       this.#bytes -= cost(e.data);
       leaveRun(e);
+      drop(e);
     }
   }
+}
+
+/** e lets go of its data: reusable unless a store or the adapter is still reading it (frozen). */
+function drop(e: Entry): void {
+  if (e.data && e.data !== e.frozen) recycle(e.data);
 }
 
 function leaveRun(e: Entry): void {

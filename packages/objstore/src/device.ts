@@ -6,7 +6,7 @@ import { ObjectIO } from './io.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import { emptyStats, type DeviceStats } from './stats.ts';
 import { isAllZero } from '@nbdts/plugin-api';
-import { bigBuffer } from './buffers.ts';
+import { bigBuffer, lend, own } from './buffers.ts';
 
 /** Holes in readViews: shared by every reply, never written. */
 const ZEROS = Buffer.alloc(1024 * 1024);
@@ -217,8 +217,11 @@ export class ObjectDevice {
     this.#check(count, offset, false);
     const spans = this.#spans(offset, count);
     this.#readaheadAfter(offset, count);
-    const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number =>
-      e.data ? e.data.subarray(s.off, s.off + s.len) : s.len)));
+    const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number => {
+      if (!e.data) return s.len;
+      lend(e.data); // the reply may still be on the socket after the cache drops the chunk
+      return e.data.subarray(s.off, s.off + s.len);
+    })));
     const out: Buffer[] = [];
     for (const p of parts) {
       if (typeof p !== 'number') { out.push(p); continue; }
@@ -441,8 +444,8 @@ export class ObjectDevice {
 
   /** Make e.data a private, writable buffer (allocating zeros for an all-zero chunk). */
   #writable(e: Entry): Buffer {
-    if (e.data === null) this.#cache.setData(e, bigBuffer(this.layout.chunkLength(e.index)));
-    else if (e.data === e.frozen) this.#cache.setData(e, copyOf(e.data));
+    if (e.data === null) this.#cache.setData(e, own(bigBuffer(this.layout.chunkLength(e.index))));
+    else if (e.data === e.frozen) this.#cache.setData(e, own(copyOf(e.data)));
     return e.data!;
   }
 
@@ -459,7 +462,7 @@ export class ObjectDevice {
     const full = off === 0 && src.length === this.layout.chunkLength(i);
     const apply = (e: Entry): void => {
       if (full && (e.data === null || e.data === e.frozen)) {
-        this.#cache.setData(e, copyOf(src)); // src is only valid until the request completes
+        this.#cache.setData(e, own(copyOf(src))); // src is only valid until the request completes
       } else {
         src.copy(this.#writable(e), off);
       }

@@ -52,7 +52,11 @@ export interface ObjectStore {
    * object does not exist. Returns the bytes the store sent; the caller checks the length.
    */
   get(key: string, range?: { offset: number; length: number }, signal?: AbortSignal): Promise<Buffer | null>;
-  /** Store an object; resolves with the ETag the store returned (quotes removed). */
+  /**
+   * Store an object; resolves with the ETag the store returned (quotes removed).
+   * `data` is the cache's memory: read it only until the promise settles (the
+   * block layer reuses it afterwards), and never change it.
+   */
   put(key: string, data: Buffer, opts: PutOptions, signal?: AbortSignal): Promise<string>;
   /** Delete an object; an already missing object is not an error. */
   delete(key: string, signal?: AbortSignal): Promise<void>;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExtentType } from '@nbdts/plugin-api';
 import { OBJ, key, nonZero, rand, readAt, setup } from './helpers.ts';
+import { reusedBuffers } from '../src/buffers.ts';
 
 describe('reads and writes', () => {
   it('round-trips data across object boundaries', async () => {
@@ -286,5 +287,43 @@ describe('zero-copy reads', () => {
     const views = await dev.readViews(OBJ, 0);
     for (let i = 1; i < 8; i++) await dev.readViews(10, i * OBJ); // evicts object 0
     expect(Buffer.concat(views)).toEqual(data);
+  });
+});
+
+describe('reusing dropped chunks', () => {
+  // Big enough to be reused (buffers.ts reuses only buffers of at least MIN_PREFAULT).
+  const BIG = 256 * 1024;
+  const big = (opts: Parameters<typeof setup>[0] = {}) =>
+    setup({ objectSize: BIG, size: 16 * BIG, cacheSize: 2 * BIG, readahead: 0, ...opts });
+
+  it('a partial write into a new chunk reads zeros around it, even in a reused buffer', async () => {
+    const { dev } = await big();
+    const before = reusedBuffers();
+    for (let i = 0; i < 6; i++) {
+      await dev.write(nonZero(BIG, 0xff), i * BIG); // full chunks of 0xff, dropped once stored
+      await dev.flush();
+    }
+    await dev.write(nonZero(4096, 0x11), 8 * BIG + 4096);
+    expect(reusedBuffers()).toBeGreaterThan(before); // the test means nothing if nothing was reused
+    const want = Buffer.alloc(BIG);
+    want.fill(0x11, 4096, 8192);
+    expect((await readAt(dev, 8 * BIG, BIG)).equals(want)).toBe(true);
+  });
+
+  it('never reuses a chunk that a reader holds a view of', async () => {
+    const { dev } = await big();
+    const data = rand(BIG);
+    await dev.write(data, 0);
+    await dev.flush();
+    const views = await dev.readViews(BIG, 0);
+    const before = reusedBuffers();
+    for (let i = 1; i < 8; i++) {
+      await dev.write(nonZero(BIG, i), i * BIG); // evicts chunk 0, then others
+      await dev.flush();
+    }
+    expect(reusedBuffers()).toBeGreaterThan(before); // chunks were reused, just not the lent one
+    // Buffer.equals: vitest's element-wise toEqual takes seconds on buffers this big.
+    expect(Buffer.concat(views).equals(data)).toBe(true);
+    for (let i = 1; i < 8; i++) expect((await readAt(dev, i * BIG, BIG)).equals(nonZero(BIG, i))).toBe(true);
   });
 });
