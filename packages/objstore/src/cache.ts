@@ -35,6 +35,9 @@ export interface RunShare {
   alive: number;
 }
 
+/** The part of the cache that chunks filled by sequential writers may keep once stored. */
+const STREAMED_SHARE = 1 / 8;
+
 /** Memory accounted per entry on top of its data, so all-zero entries still count against the bound. */
 const ENTRY_OVERHEAD = 128;
 
@@ -50,6 +53,15 @@ export class ChunkCache {
   readonly #entries = new Map<number, Entry>();
   readonly #chunkLength: (i: number) => number;
   readonly #stats: DeviceStats;
+  /**
+   * Clean chunks a sequential writer filled and nothing has used since, oldest
+   * first, with their bytes. They may hold at most a STREAMED_SHARE of the
+   * cache: a long copy onto the disk keeps recently written objects there
+   * without pushing out what readers use (scan resistance), and its memory is
+   * reused for the next chunks instead of growing to the whole cache.
+   */
+  readonly #streamed = new Map<Entry, number>();
+  #streamedBytes = 0;
   #bytes = 0;
   #dirtyBytes = 0;
 
@@ -74,8 +86,40 @@ export class ChunkCache {
     if (e) {
       this.#entries.delete(i);
       this.#entries.set(i, e);
+      this.#unstream(e); // used again: an ordinary entry from now on
     }
     return e;
+  }
+
+  /** A chunk stored by streaming write-back is clean now: bound such chunks (see #streamed). */
+  streamedClean(e: Entry): void {
+    if (e.dirty || this.#entries.get(e.index) !== e) return;
+    this.#unstream(e);
+    const n = cost(e.data);
+    this.#streamed.set(e, n);
+    this.#streamedBytes += n;
+    const limit = Math.max(2 * this.#chunkLength(0), this.capacity * STREAMED_SHARE);
+    for (const old of this.#streamed.keys()) {
+      if (this.#streamedBytes <= limit) break;
+      if (old.storing || old.pins > 0) continue;
+      this.#remove(old);
+      this.#stats.evictions++;
+    }
+  }
+
+  #unstream(e: Entry): void {
+    const n = this.#streamed.get(e);
+    if (n === undefined) return;
+    this.#streamed.delete(e);
+    this.#streamedBytes -= n;
+  }
+
+  #remove(e: Entry): void {
+    this.#entries.delete(e.index);
+    this.#bytes -= cost(e.data);
+    this.#unstream(e);
+    leaveRun(e);
+    drop(e);
   }
 
   insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
@@ -95,6 +139,7 @@ export class ChunkCache {
   }
 
   markDirty(e: Entry): void {
+    this.#unstream(e);
     if (e.dirty) return;
     e.dirty = true;
     this.dirty.add(e);
@@ -114,10 +159,7 @@ export class ChunkCache {
     for (const e of this.#entries.values()) {
       if (this.#bytes <= this.capacity) break;
       if (e === keep || e.dirty || e.storing || e.pins > 0) continue;
-      this.#entries.delete(e.index);
-      this.#bytes -= cost(e.data);
-      leaveRun(e);
-      drop(e);
+      this.#remove(e);
       this.#stats.evictions++;
     }
   }
@@ -126,10 +168,7 @@ export class ChunkCache {
   dropClean(): void {
     for (const e of [...this.#entries.values()]) {
       if (e.dirty || e.storing || e.pins > 0) continue;
-      this.#entries.delete(e.index);
-      this.#bytes -= cost(e.data);
-      leaveRun(e);
-      drop(e);
+      this.#remove(e);
     }
   }
 }

@@ -503,7 +503,7 @@ export class ObjectDevice {
   #streamOut(e: Entry): void {
     if (!this.#streamWrites || this.writethrough || e.written < this.layout.chunkLength(e.index) || this.#writebackFailures > 0) return;
     e.written = 0;
-    this.#store(e).catch((err: unknown) => {
+    this.#store(e).then(() => this.#cache.streamedClean(e), (err: unknown) => {
       // It stays dirty; write-back or the next flush tries again and reports a lasting failure.
       this.#stats.writebackErrors++;
       log.debug(`objstore: streaming store of chunk ${e.index} failed: ${(err as Error).message}`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OBJ, key, rand, setup } from './helpers.ts';
+import { OBJ, key, rand, readAt, setup } from './helpers.ts';
 
 const settle = () => new Promise((r) => setTimeout(r, 20));
 
@@ -52,5 +52,37 @@ describe('streaming write-back', () => {
     expect(dev.stats().dirtyChunks).toBe(1);
     await dev.flush();
     expect(store.data(key(2))).toEqual(data);
+  });
+});
+
+describe('chunks a sequential writer filled, once stored', () => {
+  const opts = { streamWrites: true, size: 64 * OBJ, cacheSize: 16 * OBJ, readahead: 0 };
+
+  it('do not push what readers use out of the cache, and hold a bounded share of it', async () => {
+    const { store } = await setup(opts);
+    for (let i = 0; i < 4; i++) store.set(key(i), rand(OBJ));
+    const { dev } = await setup({ ...opts, store });
+    for (let i = 0; i < 4; i++) await dev.read(Buffer.alloc(OBJ), i * OBJ); // cached by reading
+    for (let i = 8; i < 40; i++) await dev.write(rand(OBJ), i * OBJ); // a copy twice the cache's size
+    await dev.flush();
+    await settle();
+    expect(dev.stats().cachedBytes).toBeLessThan(8 * OBJ); // 4 read + 2 streamed, not a full cache
+    store.resetCounters();
+    for (let i = 0; i < 4; i++) await dev.read(Buffer.alloc(OBJ), i * OBJ);
+    expect(store.calls.get).toBe(0);
+  });
+
+  it('stay like any other chunk once they are read again', async () => {
+    const { dev, store } = await setup(opts);
+    const data = rand(OBJ);
+    await dev.write(data, 8 * OBJ);
+    await settle();
+    expect((await readAt(dev, 8 * OBJ, OBJ)).equals(data)).toBe(true);
+    for (let i = 9; i < 30; i++) await dev.write(rand(OBJ), i * OBJ);
+    await dev.flush();
+    await settle();
+    store.resetCounters();
+    expect((await readAt(dev, 8 * OBJ, OBJ)).equals(data)).toBe(true);
+    expect(store.calls.get).toBe(0);
   });
 });
