@@ -10,11 +10,12 @@ import { MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api';
 const buffers = new PrefaultedBuffers(32 * 1024 * 1024);
 
 /**
- * Chunks the cache dropped, kept for the next chunk of the same size. Every
- * fresh 4 MiB chunk is new external memory, and V8 answers each ~64 MiB of it
- * with a garbage collection that finds nothing to free while the cache holds
- * its chunks (profiled: 0.2-0.3 s per 256 MiB written to a split disk).
- * Reusing dropped chunks allocates nothing in a steady stream of writes.
+ * Buffers nobody holds any more, kept for the next bigBuffer() of the same
+ * size. Every fresh 4 MiB buffer is new external memory, and V8 answers each
+ * few tens of MiB of it with a garbage collection that finds nothing to free
+ * while the cache holds its chunks (--trace-gc: 0.2-0.3 s per 256 MiB written
+ * to a split disk). With dropped chunks reused, a steady stream of writes or
+ * reads allocates nothing.
  */
 const SPARE_BYTES = 32 * 1024 * 1024;
 const spare = new Map<number, Buffer[]>();
@@ -22,11 +23,14 @@ let spareBytes = 0;
 let reusedCount = 0;
 
 /**
- * Memory the device allocated for itself and never let out of its hands:
- * only these may be reused. A buffer lent to a reader (an NBD reply still
- * queued on a socket) or taken from a GET body may still be read by others.
+ * Reusable memory and who holds it: cache entries, stores in progress,
+ * replies on a socket (each counts once per view). Only buffers whose every
+ * user counts itself here are tracked; when the count falls to zero, the
+ * memory is reused. A buffer given away without such accounting (lendForever)
+ * is never reused, and nor is anything never tracked: GC frees those.
  */
-const owned = new WeakSet<ArrayBufferLike>();
+interface Holds { readonly buf: Buffer; n: number }
+const tracked = new WeakMap<ArrayBufferLike, Holds>();
 
 /**
  * A buffer of n bytes that nothing else references, zero-filled unless
@@ -43,27 +47,36 @@ export function bigBuffer(n: number, zeroed = true): Buffer {
   return zeroed ? Buffer.alloc(n) : Buffer.allocUnsafe(n);
 }
 
-/** Mark a buffer from bigBuffer() as the device's own: recycle() may reuse it. */
+/**
+ * Track a whole buffer from bigBuffer() whose users will all hold() and
+ * unhold() it: it is reused once the last lets go. Returns b.
+ */
 export function own(b: Buffer): Buffer {
-  if (b.length >= MIN_PREFAULT && b.byteOffset === 0 && b.buffer.byteLength === b.length) owned.add(b.buffer);
+  if (b.length >= MIN_PREFAULT && b.byteOffset === 0 && b.buffer.byteLength === b.length) tracked.set(b.buffer, { buf: b, n: 0 });
   return b;
 }
 
-/** Others may now read b (or a view of it): it must never be reused. */
-export function lend(b: Buffer): void {
-  owned.delete(b.buffer);
+/** One more user of b's memory (b may be a view of a tracked buffer). */
+export function hold(b: Buffer | null): void {
+  const h = b && tracked.get(b.buffer);
+  if (h) h.n++;
 }
 
-/**
- * The cache has dropped b. If it was the device's own and never lent, keep it
- * for the next bigBuffer() of its size (within SPARE_BYTES); otherwise leave it to GC.
- */
-export function recycle(b: Buffer): void {
-  if (!owned.delete(b.buffer) || spareBytes + b.length > SPARE_BYTES) return;
-  let list = spare.get(b.length);
-  if (!list) { list = []; spare.set(b.length, list); }
-  list.push(b);
-  spareBytes += b.length;
+/** One user fewer; the last one puts the memory up for reuse. */
+export function unhold(b: Buffer | null): void {
+  const h = b && tracked.get(b.buffer);
+  if (!h || --h.n > 0) return;
+  tracked.delete(h.buf.buffer);
+  if (spareBytes + h.buf.length > SPARE_BYTES) return;
+  let list = spare.get(h.buf.length);
+  if (!list) { list = []; spare.set(h.buf.length, list); }
+  list.push(h.buf);
+  spareBytes += h.buf.length;
+}
+
+/** b's memory goes where nobody will say when it is free: never reuse it. */
+export function lendForever(b: Buffer): void {
+  tracked.delete(b.buffer);
 }
 
 /** How many buffers bigBuffer() has handed out again (tests, stats). */

@@ -1,5 +1,5 @@
 import type { DeviceStats } from './stats.ts';
-import { recycle } from './buffers.ts';
+import { hold, unhold } from './buffers.ts';
 
 /** One chunk held in memory. */
 export interface Entry {
@@ -22,6 +22,8 @@ export interface Entry {
   written: number;
   /** Set while `data` is a slice of a readahead run's buffer, which other chunks' entries share. */
   run: RunShare | null;
+  /** While in the cache, the entry counts as a user of its data's memory (buffers.ts hold). */
+  held: boolean;
 }
 
 /**
@@ -119,11 +121,13 @@ export class ChunkCache {
     this.#bytes -= cost(e.data);
     this.#unstream(e);
     leaveRun(e);
-    drop(e);
+    if (e.held) unhold(e.data);
+    e.held = false;
   }
 
   insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run };
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, held: true };
+    hold(data);
     this.#entries.set(i, e);
     this.#bytes += cost(data);
     this.evict(e);
@@ -132,7 +136,10 @@ export class ChunkCache {
 
   setData(e: Entry, data: Buffer | null): void {
     this.#bytes += cost(data) - cost(e.data);
-    drop(e);
+    if (e.held) {
+      hold(data);
+      unhold(e.data);
+    }
     e.data = data;
     leaveRun(e);
     if (this.#entries.get(e.index) === e) this.evict(e);
@@ -173,10 +180,6 @@ export class ChunkCache {
   }
 }
 
-/** e lets go of its data: reusable unless a store or the adapter is still reading it (frozen). */
-function drop(e: Entry): void {
-  if (e.data && e.data !== e.frozen) recycle(e.data);
-}
 
 function leaveRun(e: Entry): void {
   if (e.run) e.run.alive--;

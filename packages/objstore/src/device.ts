@@ -1,4 +1,4 @@
-import { ConfigError, ExtentType, formatSize, log, NbdError, type Extent } from '@nbdts/plugin-api';
+import { ConfigError, ExtentType, formatSize, lent, log, NbdError, type Extent } from '@nbdts/plugin-api';
 import type { ObjectStore } from './store.ts';
 import type { Layout } from './layout.ts';
 import { ChunkCache, type Entry, type RunShare } from './cache.ts';
@@ -6,7 +6,7 @@ import { ObjectIO } from './io.ts';
 import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.ts';
 import { emptyStats, type DeviceStats } from './stats.ts';
 import { isAllZero } from '@nbdts/plugin-api';
-import { bigBuffer, lend, own } from './buffers.ts';
+import { bigBuffer, hold, lendForever, own, unhold } from './buffers.ts';
 
 /** Holes in readViews: shared by every reply, never written. */
 const ZEROS = Buffer.alloc(1024 * 1024);
@@ -207,19 +207,34 @@ export class ObjectDevice {
 
   /**
    * `count` bytes from `offset` as views of the cached objects (and shared
-   * zeros for holes), without copying them out: what the NBD read callback
-   * returns. A view may show a write that lands while the reply is still
-   * queued on the socket, which NBD allows (it orders only completed
-   * requests); object memory is never reused for another object, so a view
-   * never shows foreign data.
+   * zeros for holes), without copying them out. A view may show a write that
+   * lands while the reply is still queued on the socket, which NBD allows (it
+   * orders only completed requests). The memory of a chunk viewed this way is
+   * never reused for other data, so a view never shows foreign data; see
+   * lendViews for views whose memory comes back.
    */
-  async readViews(count: number, offset: number): Promise<Buffer[]> {
+  readViews(count: number, offset: number): Promise<Buffer[]> {
+    return this.#views(count, offset, lendForever);
+  }
+
+  /**
+   * As readViews, for the NBD read callback: the result is marked with
+   * plugin-api's lent(), and the chunks' memory may be reused only after the
+   * engine has released it (the reply has left).
+   */
+  async lendViews(count: number, offset: number): Promise<Buffer[]> {
+    const held: Buffer[] = [];
+    const views = await this.#views(count, offset, (b) => { hold(b); held.push(b); });
+    return lent(views, () => { for (const b of held) unhold(b); });
+  }
+
+  async #views(count: number, offset: number, keep: (chunk: Buffer) => void): Promise<Buffer[]> {
     this.#check(count, offset, false);
     const spans = this.#spans(offset, count);
     this.#readaheadAfter(offset, count);
     const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number => {
       if (!e.data) return s.len;
-      lend(e.data); // the reply may still be on the socket after the cache drops the chunk
+      keep(e.data); // at once: the cache may drop the chunk before the reply has left
       return e.data.subarray(s.off, s.off + s.len);
     })));
     const out: Buffer[] = [];
@@ -577,6 +592,7 @@ export class ObjectDevice {
     const data = e.data;
     e.frozen = data;
     e.written = 0; // what is written from now on counts toward the next store
+    hold(data); // a write may replace e.data while the PUT still sends this
     let ok = false;
     try {
       const zero = data === null || isAllZero(data);
@@ -598,6 +614,7 @@ export class ObjectDevice {
       e.error = err as Error;
       throw err;
     } finally {
+      unhold(data);
       if (e.frozen === data) e.frozen = null;
       this.#wake(ok);
       if (!e.dirty) this.#cache.evict();
@@ -697,11 +714,20 @@ export class ObjectDevice {
     const run = n > 1 ? this.#io.getRun(first, n) : undefined;
     run?.catch(() => {}); // each chunk's load reports the failure
     const shared: RunShare | undefined = run ? { size: n, alive: n } : undefined;
+    const loads: Promise<void>[] = [];
+    // The run holds its buffer until every chunk has taken its share (or been dropped as stale), so the
+    // first chunks to leave the cache cannot put the memory up for reuse while later ones still come.
+    void run?.then((body) => {
+      hold(body);
+      void Promise.allSettled(loads).then(() => unhold(body));
+    }, () => {});
     for (let i = first; i < first + n; i++) {
       this.#stats.readaheads++;
       const off = (i - first) * this.chunkSize;
       const share = run?.then((body) => body.subarray(off, off + this.layout.chunkLength(i)));
-      this.#startLoad(i, share, shared).promise.catch((err: unknown) => {
+      const load = this.#startLoad(i, share, shared).promise;
+      loads.push(load);
+      load.catch((err: unknown) => {
         log.debug(`objstore: readahead of chunk ${i} failed: ${(err as Error).message}`);
       });
     }

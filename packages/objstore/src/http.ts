@@ -3,7 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { StoreError } from './store.ts';
 import { networkError, noAnswer } from './net-errors.ts';
 import { PlainGets } from './plain-get.ts';
-import { bigBuffer } from './buffers.ts';
+import { bigBuffer, own } from './buffers.ts';
 
 export const DEFAULT_CONNECTIONS = 32;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -130,7 +130,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
       this.#expected = n;
       // Exactly one copy, from the socket's chunks into the final buffer; every byte is written before it is returned.
-      if (n > 0) this.#body = bigBuffer(n, false);
+      if (n > 0) this.#body = own(bigBuffer(n, false)); // never touched once returned: reusable (buffers.ts)
     }
   }
 

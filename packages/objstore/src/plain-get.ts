@@ -2,7 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { constants as bufferConstants } from 'node:buffer';
 import { StoreError } from './store.ts';
-import { bigBuffer } from './buffers.ts';
+import { bigBuffer, own } from './buffers.ts';
 import { networkError, noAnswer } from './net-errors.ts';
 import type { TransportRequest, TransportResponse } from './http.ts';
 
@@ -231,7 +231,8 @@ class Conn {
 
   /** A body of known length: at most the bytes that came with the head are copied, the rest is read in place. */
   #lengthBody(ex: Exchange, length: number): void {
-    const body = length > 0 ? bigBuffer(length, false) : EMPTY;
+    // Owned (buffers.ts): once returned, this object never touches the body again.
+    const body = length > 0 ? own(bigBuffer(length, false)) : EMPTY;
     const take = Math.min(this.#bufLen, length);
     this.#buf.copy(body, 0, 0, take);
     // Bytes beyond the body answer nothing we asked: finish, and do not reuse the socket.

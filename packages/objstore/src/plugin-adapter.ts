@@ -57,7 +57,7 @@ export function deviceCallbacks<H>(device: ObjectDevice | ((handle: H) => Object
     canMultiConn: () => true,
     isRotational: () => false,
     // The engine uses read (views of the cache, no copy); pread is there for callers with a buffer to fill.
-    read: (h, count, offset) => dev(h).readViews(count, offset),
+    read: (h, count, offset) => dev(h).lendViews(count, offset),
     pread: (h, buf, offset) => dev(h).read(buf, offset),
     pwrite: (h, buf, offset, flags) => dev(h).write(buf, offset, fua(flags)),
     flush: (h) => dev(h).flush(),

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { ExtentType } from '@nbdts/plugin-api';
-import { OBJ, key, nonZero, rand, readAt, setup } from './helpers.ts';
-import { reusedBuffers } from '../src/buffers.ts';
+import { ExtentType, releaseOf } from '@nbdts/plugin-api';
+import { FAST_RETRY, OBJ, key, nonZero, rand, readAt, setup } from './helpers.ts';
+import { bigBuffer, own, reusedBuffers } from '../src/buffers.ts';
+import { ObjectDevice, SingleObjectLayout } from '../src/index.ts';
+import { MemoryStore } from '../src/testing/memory-store.ts';
 
 describe('reads and writes', () => {
   it('round-trips data across object boundaries', async () => {
@@ -325,5 +327,63 @@ describe('reusing dropped chunks', () => {
     // Buffer.equals: vitest's element-wise toEqual takes seconds on buffers this big.
     expect(Buffer.concat(views).equals(data)).toBe(true);
     for (let i = 1; i < 8; i++) expect((await readAt(dev, i * BIG, BIG)).equals(nonZero(BIG, i))).toBe(true);
+  });
+});
+
+describe('reusing memory lent to readers', () => {
+  const BIG = 256 * 1024;
+
+  /** A store whose GET bodies are the caller's to reuse, as the HTTP clients' are. */
+  class OwnedBodies extends MemoryStore {
+    override async get(...args: Parameters<MemoryStore['get']>): Promise<Buffer | null> {
+      const b = await super.get(...args);
+      if (!b) return b;
+      const c = own(bigBuffer(b.length, false));
+      b.copy(c);
+      return c;
+    }
+  }
+
+  const views = (r: readonly Buffer[]) => Buffer.concat(r);
+
+  it('memory lent by lendViews comes back only once released', async () => {
+    const store = new OwnedBodies();
+    for (let i = 0; i < 8; i++) store.set(key(i), nonZero(BIG, i + 1));
+    const { dev } = await setup({ store, objectSize: BIG, size: 8 * BIG, cacheSize: 2 * BIG, readahead: 0 });
+    const first = await dev.lendViews(BIG, 0);
+    const before = reusedBuffers();
+    for (let round = 0; round < 2; round++) {
+      for (let i = 1; i < 8; i++) {
+        const r = await dev.lendViews(BIG, i * BIG);
+        expect(views(r).equals(nonZero(BIG, i + 1))).toBe(true);
+        releaseOf(r)!();
+      }
+    }
+    expect(reusedBuffers()).toBeGreaterThan(before); // released chunks were reused for later GETs
+    // Take (and scribble over) every spare buffer there is: the held chunk must not be among them.
+    for (let i = 0; i < 200; i++) bigBuffer(BIG, false).fill(0xee);
+    expect(views(first).equals(nonZero(BIG, 1))).toBe(true);
+    releaseOf(first)!();
+  });
+
+  it('a readahead run is not reused while its chunks are still arriving', async () => {
+    const store = new OwnedBodies();
+    const size = 32 * BIG;
+    const image = rand(size);
+    store.set('image', image);
+    const layout = new SingleObjectLayout({ key: 'image', size, chunkSize: BIG });
+    const dev = await ObjectDevice.open(store, layout, { retry: FAST_RETRY, cacheSize: 16 * BIG });
+    const before = reusedBuffers();
+    store.resetCounters();
+    for (let round = 0; round < 2; round++) {
+      for (let off = 0; off < size; off += 64 * 1024) {
+        const r = await dev.lendViews(64 * 1024, off);
+        expect(views(r).equals(image.subarray(off, off + 64 * 1024))).toBe(true);
+        releaseOf(r)!();
+      }
+    }
+    expect(reusedBuffers()).toBeGreaterThan(before);
+    expect(store.log.some((c) => (c.range?.length ?? 0) > BIG)).toBe(true); // runs: several chunks to a GET
+    await dev.close();
   });
 });

@@ -46,7 +46,8 @@ export interface BlockSize {
  * What a read may return: nothing (the plugin filled the engine's buffer), or
  * buffers of its own whose lengths add up to the request's count. Returned
  * buffers are written to the socket as they are, without a copy; the plugin
- * must not change them afterwards.
+ * must not change them afterwards. A plugin that wants such memory back for
+ * other data marks the result with lent() and is told when it is free.
  */
 export type ReadResult = void | Buffer | readonly Buffer[];
 

@@ -3,7 +3,7 @@
  * Plugin doc comment), capabilities computed once per connection, emulation
  * of zero, FUA and cache, and the per-handle concurrency limit.
  */
-import { Flag, NbdError, type Awaitable, type BlockSize, type Extent, type ExportInfo, type Plugin, type Support } from '@nbdts/plugin-api';
+import { Flag, NbdError, releaseOf, type Awaitable, type BlockSize, type Extent, type ExportInfo, type Plugin, type Support } from '@nbdts/plugin-api';
 import { after, isPromiseLike, Limiter } from './awaitable.ts';
 import { errnoName } from './errno.ts';
 import { BufferPool } from './pool.ts';
@@ -227,7 +227,7 @@ export class OpenHandle {
     const step = 4 << 20;
     while (count > 0) {
       const n = Math.min(count, step);
-      await this.read(n, offset);
+      releaseOf(await this.read(n, offset))?.(); // only the fetch matters: lent memory goes back at once
       count -= n;
       offset += n;
     }

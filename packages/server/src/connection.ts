@@ -15,7 +15,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Flag, type Extent } from '@nbdts/plugin-api';
+import { Flag, releaseOf, type Extent } from '@nbdts/plugin-api';
 import {
   Cmd, CmdFlag, NbdErr, REQUEST_MAGIC, REQUEST_SIZE, ReplyFlag, cmdName, encodeBlockStatusChunk,
   encodeErrorChunk, encodeOffsetDataHeader, errName, newRequestHeader, parseRequestInto, writeSimpleReply,
@@ -534,9 +534,14 @@ export class Connection {
     const many = !Buffer.isBuffer(data);
     if (many) for (const b of data as readonly Buffer[]) total += b.length;
     else total = (data as Buffer).length;
-    if (total !== req.length) {
+    // Lent buffers (plugin-api lent()) go back once the socket is done with them.
+    const release = releaseOf(data);
+    if (total !== req.length || this.dead) {
+      release?.();
+      if (this.dead) return;
       throw new Error(`plugin returned ${total} bytes for a read of ${req.length}`);
     }
+    const written = release ? () => { release(); this.onWritten(); } : this.onWritten;
     if (this.structured) {
       this.write(encodeOffsetDataHeader(req.cookieHi, req.cookieLo, ReplyFlag.DONE, req.offset, total));
     } else {
@@ -546,15 +551,19 @@ export class Connection {
     }
     if (many) {
       const list = data as readonly Buffer[];
-      for (let i = 0; i < list.length; i++) {
-        if (list[i]!.length) this.write(list[i]!, i === list.length - 1 ? this.onWritten : undefined);
+      let last = list.length - 1;
+      while (last > 0 && list[last]!.length === 0) last--;
+      for (let i = 0; i <= last; i++) {
+        // The callback of the last write runs once every earlier one has too.
+        if (list[i]!.length || i === last) this.write(list[i]!, i === last ? written : undefined);
       }
+      if (last < 0) written();
     } else if (data === req.pooled) {
       // The socket holds the pool buffer until it is sent: recycle it then, not at retire.
       req.pooled = undefined;
       this.writeThenRecycle(data);
     } else {
-      this.write(data as Buffer, this.onWritten);
+      this.write(data as Buffer, written);
     }
   }
 

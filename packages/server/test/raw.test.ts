@@ -1,11 +1,11 @@
 /** Protocol edge cases through the raw test client: exact bytes, exact error codes. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ClientFlag, Cmd, CmdFlag, Info, NbdErr, Opt, Rep, ReplyType, TxFlag, encodeInfoRequest,
   encodeMetaContextRequest,
 } from '@nbdts/protocol';
-import type { Plugin } from '@nbdts/plugin-api';
+import { lent, type Plugin } from '@nbdts/plugin-api';
 import { RawClient } from '@nbdts/testkit';
 import { memPlugin } from './mem-plugin.ts';
 import { run, start, type Running } from './helpers.ts';
@@ -547,5 +547,59 @@ describe('shutdown', () => {
     expect(await c.waitClosed()).toBe(true);
     expect(await idle.waitClosed()).toBe(true);
     await s.stop();
+  });
+});
+
+describe('lent read buffers', () => {
+  /** A plugin whose reads return two lent views of a constant pattern, optionally late. */
+  function lending(delayMs: number) {
+    const counts = { lent: 0, released: 0 };
+    const pattern = Buffer.alloc(2 * MiB, 0x5a);
+    const p: Plugin<unknown, unknown> = {
+      name: 'lending',
+      open: () => ({}),
+      getSize: () => 2 * MiB,
+      read: async (_h, count, offset) => {
+        if (delayMs) await sleep(delayMs);
+        counts.lent++;
+        const half = Math.floor(count / 2);
+        return lent([pattern.subarray(offset, offset + half), pattern.subarray(offset + half, offset + count)], () => { counts.released++; });
+      },
+    };
+    return { p, counts };
+  }
+
+  it('are released once each, after their reply is written', async () => {
+    const { p, counts } = lending(0);
+    const s = await start(p);
+    try {
+      const { c } = await RawClient.open(s.path, { structured: false });
+      for (let i = 0; i < 100; i++) c.request({ type: Cmd.READ, cookie: BigInt(i), offset: i * 4096, length: 8192 });
+      for (let i = 0; i < 100; i++) {
+        const r = await c.reply();
+        expect(r.error).toBe(0);
+        expect(r.data!.equals(Buffer.alloc(8192, 0x5a))).toBe(true);
+      }
+      await vi.waitFor(() => expect(counts.released).toBe(100));
+      expect(counts.lent).toBe(100);
+      c.destroy();
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it('are released when the client is gone before the reply', async () => {
+    const { p, counts } = lending(50);
+    const s = await start(p);
+    try {
+      const { c } = await RawClient.open(s.path, { structured: false });
+      for (let i = 0; i < 20; i++) c.request({ type: Cmd.READ, cookie: BigInt(i), offset: 0, length: 4096 });
+      await sleep(10);
+      c.destroy();
+      await vi.waitFor(() => expect(counts.lent).toBe(20));
+      await vi.waitFor(() => expect(counts.released).toBe(20));
+    } finally {
+      await s.stop();
+    }
   });
 });
