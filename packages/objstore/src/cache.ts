@@ -24,6 +24,8 @@ export interface Entry {
   run: RunShare | null;
   /** While in the cache, the entry counts as a user of its data's memory (buffers.ts hold). */
   held: boolean;
+  /** A sequential reader has read it to the end before: read through again, it is in use, not a scan. */
+  scanned: boolean;
 }
 
 /**
@@ -37,7 +39,7 @@ export interface RunShare {
   alive: number;
 }
 
-/** The part of the cache that chunks filled by sequential writers may keep once stored. */
+/** The part of the cache that chunks sequential writers and readers have gone past may keep. */
 const STREAMED_SHARE = 1 / 8;
 
 /** Memory accounted per entry on top of its data, so all-zero entries still count against the bound. */
@@ -56,11 +58,12 @@ export class ChunkCache {
   readonly #chunkLength: (i: number) => number;
   readonly #stats: DeviceStats;
   /**
-   * Clean chunks a sequential writer filled and nothing has used since, oldest
-   * first, with their bytes. They may hold at most a STREAMED_SHARE of the
-   * cache: a long copy onto the disk keeps recently written objects there
-   * without pushing out what readers use (scan resistance), and its memory is
-   * reused for the next chunks instead of growing to the whole cache.
+   * Clean chunks a sequential writer filled or a sequential reader read to
+   * the end, and nothing has used since, oldest first, with their bytes. They
+   * may hold at most a STREAMED_SHARE of the cache: a long copy onto or off
+   * the disk keeps its latest objects there without pushing out what other
+   * readers use (scan resistance), and its memory is reused for the next
+   * chunks instead of growing to the whole cache.
    */
   readonly #streamed = new Map<Entry, number>();
   #streamedBytes = 0;
@@ -93,7 +96,7 @@ export class ChunkCache {
     return e;
   }
 
-  /** A chunk stored by streaming write-back is clean now: bound such chunks (see #streamed). */
+  /** A chunk stored by streaming write-back, or read through by a sequential reader: bound such chunks (see #streamed). */
   streamedClean(e: Entry): void {
     if (e.dirty || this.#entries.get(e.index) !== e) return;
     this.#unstream(e);
@@ -126,7 +129,7 @@ export class ChunkCache {
   }
 
   insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, held: true };
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, held: true, scanned: false };
     hold(data);
     this.#entries.set(i, e);
     this.#bytes += cost(data);

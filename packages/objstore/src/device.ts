@@ -198,11 +198,27 @@ export class ObjectDevice {
   async read(buf: Buffer, offset: number): Promise<void> {
     this.#check(buf.length, offset, false);
     const spans = this.#spans(offset, buf.length);
-    this.#readaheadAfter(offset, buf.length);
+    const sequential = this.#readaheadAfter(offset, buf.length);
     await Promise.all(spans.map((s) => this.#withEntry(s.i, (e) => {
       if (e.data) e.data.copy(buf, s.pos, s.off, s.off + s.len);
       else buf.fill(0, s.pos, s.pos + s.len);
     })));
+    if (sequential) this.#passed(spans);
+  }
+
+  /**
+   * A sequential reader has read to the end of these chunks: they count as
+   * streamed (ChunkCache.streamedClean), so a long scan of the disk does not
+   * push out what other readers use, and its memory is reused as it goes.
+   */
+  #passed(spans: readonly Span[]): void {
+    for (const s of spans) {
+      if (s.off + s.len !== this.layout.chunkLength(s.i)) continue;
+      const e = this.#cache.peek(s.i);
+      if (!e || e.scanned) continue;
+      e.scanned = true;
+      this.#cache.streamedClean(e);
+    }
   }
 
   /**
@@ -231,12 +247,13 @@ export class ObjectDevice {
   async #views(count: number, offset: number, keep: (chunk: Buffer) => void): Promise<Buffer[]> {
     this.#check(count, offset, false);
     const spans = this.#spans(offset, count);
-    this.#readaheadAfter(offset, count);
+    const sequential = this.#readaheadAfter(offset, count);
     const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number => {
       if (!e.data) return s.len;
       keep(e.data); // at once: the cache may drop the chunk before the reply has left
       return e.data.subarray(s.off, s.off + s.len);
     })));
+    if (sequential) this.#passed(spans);
     const out: Buffer[] = [];
     for (const p of parts) {
       if (typeof p !== 'number') { out.push(p); continue; }
@@ -679,8 +696,8 @@ export class ObjectDevice {
 
   // ---- readahead --------------------------------------------------------
 
-  /** A read that starts where the previous one ended is sequential: fetch the next objects. */
-  #readaheadAfter(offset: number, count: number): void {
+  /** A read that starts where the previous one ended is sequential: fetch the next objects. Returns whether it was. */
+  #readaheadAfter(offset: number, count: number): boolean {
     // Several sequential readers at once (nbdcopy's connections each copy their own part of
     // the disk, in turns) must each be recognised, so the ends of the last few reads are kept.
     const at = this.#readEnds.indexOf(offset);
@@ -688,7 +705,7 @@ export class ObjectDevice {
     if (sequential) this.#readEnds.splice(at, 1);
     else if (this.#readEnds.length >= READ_STREAMS) this.#readEnds.shift();
     this.#readEnds.push(offset + count);
-    if (!sequential || this.readahead <= 0 || count === 0) return;
+    if (!sequential || this.readahead <= 0 || count === 0) return sequential;
     const last = Math.floor((offset + count - 1) / this.chunkSize);
     const end = Math.min(last + this.readahead, this.layout.chunks - 1);
     // Missing chunks are fetched in runs of up to #run chunks (one GET each).
@@ -707,6 +724,7 @@ export class ObjectDevice {
     }
     // A short run at the window's edge grows as the reader moves on; fetch it now only if the device ends there.
     if (start >= 0 && end === this.layout.chunks - 1) this.#readahead(start, end - start + 1);
+    return true;
   }
 
   /** Start loading chunks first..first+n-1 ahead of a reader: one GET for all of them. */

@@ -55,14 +55,14 @@ describe('streaming write-back', () => {
   });
 });
 
-describe('chunks a sequential writer filled, once stored', () => {
+describe('chunks a sequential writer filled (once stored) or a sequential reader read through', () => {
   const opts = { streamWrites: true, size: 64 * OBJ, cacheSize: 16 * OBJ, readahead: 0 };
 
   it('do not push what readers use out of the cache, and hold a bounded share of it', async () => {
     const { store } = await setup(opts);
     for (let i = 0; i < 4; i++) store.set(key(i), rand(OBJ));
     const { dev } = await setup({ ...opts, store });
-    for (let i = 0; i < 4; i++) await dev.read(Buffer.alloc(OBJ), i * OBJ); // cached by reading
+    for (let i = 3; i >= 0; i--) await dev.read(Buffer.alloc(OBJ), i * OBJ); // cached by (non-sequential) reads
     for (let i = 8; i < 40; i++) await dev.write(rand(OBJ), i * OBJ); // a copy twice the cache's size
     await dev.flush();
     await settle();
@@ -70,6 +70,20 @@ describe('chunks a sequential writer filled, once stored', () => {
     store.resetCounters();
     for (let i = 0; i < 4; i++) await dev.read(Buffer.alloc(OBJ), i * OBJ);
     expect(store.calls.get).toBe(0);
+  });
+
+  it('a sequential read of twice the cache leaves what readers use in it', async () => {
+    const { store } = await setup(opts);
+    for (let i = 0; i < 40; i++) store.set(key(i), rand(OBJ));
+    const { dev } = await setup({ ...opts, store, readahead: 2 });
+    for (let i = 3; i >= 0; i--) await dev.read(Buffer.alloc(OBJ), i * OBJ);
+    for (let off = 8 * OBJ; off < 40 * OBJ; off += OBJ / 2) await dev.read(Buffer.alloc(OBJ / 2), off);
+    await settle();
+    expect(dev.stats().cachedBytes).toBeLessThan(10 * OBJ); // 4 used + 2 read through + readahead
+    store.resetCounters();
+    for (let i = 0; i < 4; i++) await dev.read(Buffer.alloc(OBJ), i * OBJ);
+    const hot = new Set([0, 1, 2, 3].map(key));
+    expect(store.log.filter((c) => c.op === 'get' && hot.has(c.key))).toEqual([]); // (readahead may fetch 4 and 5)
   });
 
   it('stay like any other chunk once they are read again', async () => {
