@@ -1,4 +1,4 @@
-import { MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api';
+import { BufferPool, MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api';
 
 /**
  * Where the object layer gets its big buffers (cached chunks, GET bodies):
@@ -17,9 +17,7 @@ const buffers = new PrefaultedBuffers(32 * 1024 * 1024);
  * to a split disk). With dropped chunks reused, a steady stream of writes or
  * reads allocates nothing.
  */
-const SPARE_BYTES = 32 * 1024 * 1024;
-const spare = new Map<number, Buffer[]>();
-let spareBytes = 0;
+const spare = new BufferPool(32 * 1024 * 1024);
 let reusedCount = 0;
 
 /**
@@ -37,9 +35,8 @@ const tracked = new WeakMap<ArrayBufferLike, Holds>();
  * `zeroed` is false (the caller writes every byte, e.g. a GET body).
  */
 export function bigBuffer(n: number, zeroed = true): Buffer {
-  const reused = spare.get(n)?.pop();
+  const reused = spare.reuse(n);
   if (reused) {
-    spareBytes -= n;
     reusedCount++;
     return zeroed ? reused.fill(0) : reused;
   }
@@ -67,11 +64,7 @@ export function unhold(b: Buffer | null): void {
   const h = b && tracked.get(b.buffer);
   if (!h || --h.n > 0) return;
   tracked.delete(h.buf.buffer);
-  if (spareBytes + h.buf.length > SPARE_BYTES) return;
-  let list = spare.get(h.buf.length);
-  if (!list) { list = []; spare.set(h.buf.length, list); }
-  list.push(h.buf);
-  spareBytes += h.buf.length;
+  spare.put(h.buf);
 }
 
 /** b's memory goes where nobody will say when it is free: never reuse it. */
@@ -79,7 +72,7 @@ export function lendForever(b: Buffer): void {
   tracked.delete(b.buffer);
 }
 
-/** How many buffers bigBuffer() has handed out again (tests, stats). */
+/** How many buffers bigBuffer() has handed out again (for tests). */
 export function reusedBuffers(): number {
   return reusedCount;
 }

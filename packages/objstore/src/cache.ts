@@ -22,8 +22,6 @@ export interface Entry {
   written: number;
   /** Set while `data` is a slice of a readahead run's buffer, which other chunks' entries share. */
   run: RunShare | null;
-  /** While in the cache, the entry counts as a user of its data's memory (buffers.ts hold). */
-  held: boolean;
   /** A sequential reader has read it to the end before: read through again, it is in use, not a scan. */
   scanned: boolean;
 }
@@ -119,17 +117,18 @@ export class ChunkCache {
     this.#streamedBytes -= n;
   }
 
+  /** Take e (which is in the cache) out; it no longer counts as a user of its data's memory. */
   #remove(e: Entry): void {
     this.#entries.delete(e.index);
     this.#bytes -= cost(e.data);
     this.#unstream(e);
     leaveRun(e);
-    if (e.held) unhold(e.data);
-    e.held = false;
+    unhold(e.data);
   }
 
+  /** A new entry; while in the cache, an entry counts as a user of its data's memory (buffers.ts hold). */
   insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, held: true, scanned: false };
+    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, scanned: false };
     hold(data);
     this.#entries.set(i, e);
     this.#bytes += cost(data);
@@ -139,13 +138,14 @@ export class ChunkCache {
 
   setData(e: Entry, data: Buffer | null): void {
     this.#bytes += cost(data) - cost(e.data);
-    if (e.held) {
+    const cached = this.#entries.get(e.index) === e;
+    if (cached) {
       hold(data);
       unhold(e.data);
     }
     e.data = data;
     leaveRun(e);
-    if (this.#entries.get(e.index) === e) this.evict(e);
+    if (cached) this.evict(e);
   }
 
   markDirty(e: Entry): void {
@@ -182,7 +182,6 @@ export class ChunkCache {
     }
   }
 }
-
 
 function leaveRun(e: Entry): void {
   if (e.run) e.run.alive--;

@@ -730,11 +730,11 @@ export class ObjectDevice {
   /** Start loading chunks first..first+n-1 ahead of a reader: one GET for all of them. */
   #readahead(first: number, n: number): void {
     const run = n > 1 ? this.#io.getRun(first, n) : undefined;
-    run?.catch(() => {}); // each chunk's load reports the failure
     const shared: RunShare | undefined = run ? { size: n, alive: n } : undefined;
     const loads: Promise<void>[] = [];
     // The run holds its buffer until every chunk has taken its share (or been dropped as stale), so the
     // first chunks to leave the cache cannot put the memory up for reuse while later ones still come.
+    // A failed run needs nothing here: each chunk's load reports it.
     void run?.then((body) => {
       hold(body);
       void Promise.allSettled(loads).then(() => unhold(body));

@@ -5,6 +5,7 @@ export { Secret, resolveSecret } from './secret.ts';
 export { isAllZero } from './zero.ts';
 export { lent, releaseOf } from './lent.ts';
 export { PrefaultedBuffers, freshSlabs, MIN_PREFAULT, type SlabSource } from './prefault.ts';
+export { BufferPool } from './pool.ts';
 export * as param from './params.ts';
 export { toKebab, toCamel, type ParamMeta } from './params.ts';
 export { log, setPluginLogger, type PluginLogger } from './log.ts';

@@ -3,10 +3,9 @@
  * Plugin doc comment), capabilities computed once per connection, emulation
  * of zero, FUA and cache, and the per-handle concurrency limit.
  */
-import { Flag, NbdError, releaseOf, type Awaitable, type BlockSize, type Extent, type ExportInfo, type Plugin, type Support } from '@nbdts/plugin-api';
+import { BufferPool, Flag, NbdError, releaseOf, type Awaitable, type BlockSize, type Extent, type ExportInfo, type Plugin, type Support } from '@nbdts/plugin-api';
 import { after, isPromiseLike, Limiter } from './awaitable.ts';
 import { errnoName } from './errno.ts';
-import { BufferPool } from './pool.ts';
 
 type AnyPlugin = Plugin<unknown, unknown>;
 

@@ -536,11 +536,11 @@ export class Connection {
     else total = (data as Buffer).length;
     // Lent buffers (plugin-api lent()) go back once the socket is done with them.
     const release = releaseOf(data);
-    if (total !== req.length || this.dead) {
+    if (total !== req.length) {
       release?.();
-      if (this.dead) return;
       throw new Error(`plugin returned ${total} bytes for a read of ${req.length}`);
     }
+    if (this.dead) { release?.(); return; } // nothing will be written
     const written = release ? () => { release(); this.onWritten(); } : this.onWritten;
     if (this.structured) {
       this.write(encodeOffsetDataHeader(req.cookieHi, req.cookieLo, ReplyFlag.DONE, req.offset, total));
@@ -551,13 +551,12 @@ export class Connection {
     }
     if (many) {
       const list = data as readonly Buffer[];
+      // The callback of the last write runs once every earlier one has too.
       let last = list.length - 1;
       while (last > 0 && list[last]!.length === 0) last--;
-      for (let i = 0; i <= last; i++) {
-        // The callback of the last write runs once every earlier one has too.
-        if (list[i]!.length || i === last) this.write(list[i]!, i === last ? written : undefined);
-      }
-      if (last < 0) written();
+      for (let i = 0; i < last; i++) if (list[i]!.length) this.write(list[i]!);
+      if (last >= 0) this.write(list[last]!, written);
+      else written();
     } else if (data === req.pooled) {
       // The socket holds the pool buffer until it is sent: recycle it then, not at retire.
       req.pooled = undefined;
