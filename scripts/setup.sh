@@ -8,7 +8,8 @@
 #    fio, FUSE, filesystem tools, the Swift store), then each store script's
 #    own `install` (scripts/stores/*.sh).
 # 2. npm dependencies (npm ci on a fresh tree or in CI, npm install otherwise).
-# 3. The file plugin's native addon, if the plugin defines a build for it.
+# 3. The native addons (file plugin, engine, memory plugin), each optional:
+#    without one, its user falls back (see the warnings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,5 +64,8 @@ fi
 
 if ! npm run build:native -w @nbdts/plugin-file --if-present; then
   say "warning: the file plugin's native addon did not build; the plugin falls back to plain fs calls"
+fi
+if ! npm run build:native -w @nbdts/server --if-present; then
+  say "warning: the engine's native addon did not build; every connection is served on the main thread"
 fi
 say "done"

@@ -29,6 +29,8 @@ export interface CliOptions {
   foreground: boolean;
   run?: string;
   exitWithParent: boolean;
+  /** --workers: worker threads serving connections (undefined: the default for this machine). */
+  workers?: number;
   verbose: boolean;
   logLevel: LogLevel;
   printUri: boolean;
@@ -54,6 +56,7 @@ const OPTIONS: ReadonlyArray<{ name: string; alias?: string; string: boolean }> 
   { name: 'foreground', alias: 'f', string: false },
   { name: 'run', string: true },
   { name: 'exit-with-parent', string: false },
+  { name: 'workers', string: true },
   { name: 'verbose', alias: 'v', string: false },
   { name: 'log-level', string: true },
   { name: 'print-uri', string: false },
@@ -143,6 +146,16 @@ function parsePort(text: string): number {
   return Number(text);
 }
 
+/** Most worker threads accepted: more than the cores only adds memory and hand-offs. */
+export const MAX_WORKERS = 64;
+
+function parseWorkers(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) > MAX_WORKERS) {
+    throw new UsageError(`--workers: '${text}' is not a number of threads (0 to ${MAX_WORKERS}; 0 serves on the main thread)`);
+  }
+  return Number(text);
+}
+
 /** Parse the command line (without `node` and the script path). Throws UsageError. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const head = parseOnce(argv, true);
@@ -190,6 +203,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   if (unix !== undefined) opts.unix = unix;
   const pidfile = str('pidfile');
   if (pidfile !== undefined) opts.pidfile = pidfile;
+  const workers = str('workers');
+  if (workers !== undefined) opts.workers = parseWorkers(workers);
   const run = str('run');
   if (run !== undefined) opts.run = run;
 

@@ -12,6 +12,7 @@ import { renderDumpConfig, renderDumpPlugin, renderGeneralHelp, renderPluginHelp
 import { createLogger, pluginLogger, redactConfig } from './logging.ts';
 import { parsePluginParams } from './params.ts';
 import { loadFilter, loadPlugin } from './plugin-loader.ts';
+import { threadSpec } from './thread-plugin.ts';
 import { describeSchema } from './schema.ts';
 import { serveActivated, serveListening, serveSingle, StartError } from './serve.ts';
 
@@ -114,7 +115,9 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
       if (!engine.applyFilters) throw new StartError('the server engine (@nbdts/server) does not export applyFilters');
       backend = engine.applyFilters(plugin, filters.map((filter, i) => ({ filter, config: filterConfigs[i] })));
     }
-    const server = engine.createServer({ plugin: backend, readonly: opts.readonly, logger });
+    // Not for -s or socket activation: those serve their connections on the main thread.
+    const threads = opts.single || activated ? undefined : threadSpec(plugin, loaded.specifier, opts, logger);
+    const server = engine.createServer({ plugin: backend, readonly: opts.readonly, logger, ...(threads ? { threads } : {}) });
     if (activated) return await serveActivated(server, activated, opts, logger);
     return opts.single ? await serveSingle(server, opts, logger) : await serveListening(server, opts, (t) => io.stdout(t), logger);
   } finally {

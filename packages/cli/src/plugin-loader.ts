@@ -121,7 +121,7 @@ async function importModule(
   throw new ConfigError(`${kind} '${name}' not found (tried ${candidates.join(', ')}; give a path like ./${name}.ts to load a file)`);
 }
 
-function pickExport(mod: Record<string, unknown>, named: string): unknown {
+export function pickExport(mod: Record<string, unknown>, named: string): unknown {
   const d = mod.default;
   // A CommonJS module compiled from `export default` arrives as { default: { default: x } }.
   if (d && typeof d === 'object' && 'default' in d && !('name' in d)) return (d as { default: unknown }).default;

@@ -93,7 +93,7 @@ describe('--dump-plugin and friends', () => {
     expect(renderVersion(sample)).toBe(`nbdts ${VERSION}\nsample 9.9\n`);
     for (const flag of ['--port', '--ipaddr', '--unix', '--single', '--readonly', '--exportname', '--pidfile',
       '--foreground', '--run', '--exit-with-parent', '--verbose', '--log-level', '--print-uri', '--version',
-      '--help', '--dump-plugin', '--dump-config', '--filter']) {
+      '--help', '--dump-plugin', '--dump-config', '--filter', '--workers']) {
       expect(renderGeneralHelp()).toContain(flag);
     }
   });

@@ -119,6 +119,12 @@ export interface Plugin<C = unknown, H = unknown> {
    */
   concurrency?: number;
 
+  /**
+   * Opt in to serving connections on several threads (see PluginThreads).
+   * Without it every connection is served on the main thread.
+   */
+  threads?: PluginThreads;
+
   /** Fill `buf` (buf.length bytes) from `offset`, or return buffers of your own (see ReadResult). */
   pread?(handle: H, buf: Buffer, offset: number, flags: FlagBits): Awaitable<ReadResult>;
   /** Alternative to pread for plugins that hold data in memory: return `count` bytes without a copy. */
@@ -139,6 +145,28 @@ export interface Plugin<C = unknown, H = unknown> {
   extents?(handle: H, count: number, offset: number, flags: FlagBits): Awaitable<readonly Extent[]>;
   /** Prefetch a range (NBD_CMD_CACHE). */
   cache?(handle: H, count: number, offset: number, flags: FlagBits): Awaitable<void>;
+}
+
+/**
+ * How a plugin lets the engine serve connections on worker threads. Each
+ * worker loads the plugin module afresh (its own module state), so the
+ * workers' copies must reach the same data as the main thread's: a file by
+ * its path, memory shared between threads, a store by its address.
+ *
+ *   1. Main thread, once, after getReady: `share()` returns what a copy needs,
+ *      as a structured-clonable value (numbers, strings, SharedArrayBuffers...).
+ *      Return undefined to decline; then connections stay on the main thread.
+ *   2. Each worker: `attach(shared)` instead of config parsing and getReady.
+ *      Then open, the callbacks and close run in that worker as usual.
+ *
+ * Requests from different threads run truly at the same time: shared data
+ * must tolerate it (NBD leaves overlapping requests in flight unordered, but
+ * nothing may corrupt memory or metadata). unload runs on the main thread
+ * only, after every worker has stopped.
+ */
+export interface PluginThreads {
+  share(): unknown;
+  attach(shared: unknown): Awaitable<void>;
 }
 
 /** Identity function that infers C from the config schema and checks the plugin's shape. */

@@ -6,6 +6,9 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Plugin, Filter } from '@nbdts/plugin-api';
+import type { ThreadSpec } from './threads.ts';
+
+export type { ThreadSpec };
 
 export interface ServerOptions {
   /** A plugin whose configComplete/getReady already ran (filters applied, see applyFilters). */
@@ -19,6 +22,13 @@ export interface ServerOptions {
   maxPayload?: number;
   /** Handshake must finish within this many ms, else the connection is dropped. Default 60 s. */
   handshakeTimeoutMs?: number;
+  /**
+   * Serve listener connections on worker threads, each with its own copy of
+   * the plugin (see PluginThreads in the plugin API). Connections from
+   * serveStream stay on the main thread, as does everything when the threads
+   * cannot start (a warning says why).
+   */
+  threads?: ThreadSpec;
 }
 
 export interface ServerHandle {

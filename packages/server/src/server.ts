@@ -3,24 +3,12 @@ import net from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
-import { setPluginLogger } from '@nbdts/plugin-api';
-import type { Logger } from 'pino';
 import type { CreateServer, ServerHandle, ServerOptions } from './api.ts';
-import { Backend } from './backend.ts';
-import { Connection } from './connection.ts';
+import { ConnectionSet, type EngineSettings } from './connections.ts';
+import { routePluginLogs } from './plugin-logs.ts';
+import { ServingThreads } from './threads.ts';
 
 const MiB = 1024 * 1024;
-
-function routePluginLogs(logger: Logger): void {
-  const plog = logger.child({ component: 'plugin' });
-  setPluginLogger({
-    debug: (msg, fields) => plog.debug(fields ?? {}, msg),
-    info: (msg, fields) => plog.info(fields ?? {}, msg),
-    warn: (msg, fields) => plog.warn(fields ?? {}, msg),
-    error: (msg, fields) => plog.error(fields ?? {}, msg),
-    get debugEnabled() { return plog.isLevelEnabled('debug'); },
-  });
-}
 
 /** Remove a socket file left by a dead server; refuse a live socket or a file that is not a socket. */
 async function removeStaleSocket(path: string): Promise<void> {
@@ -44,42 +32,49 @@ async function removeStaleSocket(path: string): Promise<void> {
 export const createServer: CreateServer = (opts: ServerOptions): ServerHandle => {
   const log = opts.logger;
   routePluginLogs(log);
-  const maxPayload = opts.maxPayload ?? 32 * MiB;
-  const maxInFlightBytes = opts.maxInFlightBytes ?? 64 * MiB;
-  const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 60_000;
-  const backend = new Backend(opts.plugin, opts.readonly ?? false, maxPayload, (m) => log.warn(m));
+  const settings: EngineSettings = {
+    readonly: opts.readonly ?? false,
+    maxPayload: opts.maxPayload ?? 32 * MiB,
+    maxInFlightBytes: opts.maxInFlightBytes ?? 64 * MiB,
+    handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 60_000,
+  };
+  const local = new ConnectionSet(opts.plugin, settings, log);
+
+  // Worker threads start with the first listener; until then (and when they
+  // cannot start) connections are served here.
+  let threads: ServingThreads | undefined;
+  let threadsStarting: Promise<void> | undefined;
+  const startThreads = (): Promise<void> => {
+    if (!opts.threads || opts.threads.count < 1) return Promise.resolve();
+    threadsStarting ??= ServingThreads.start(opts.threads, settings, log).then((t) => {
+      if (stopping) t?.destroy();
+      else threads = t;
+    });
+    return threadsStarting;
+  };
 
   const listeners: net.Server[] = [];
   const unixPaths: string[] = [];
-  const connections = new Set<Connection>();
   const closedCallbacks: Array<() => void> = [];
   let stopping = false;
   let nextId = 1;
 
-  function serve(stream: Duplex, peer: string): Connection {
-    const id = nextId++;
-    const clog = log.child({ conn: id });
-    clog.debug({ peer }, 'connection');
-    const conn = new Connection(stream, {
-      backend, log: clog, maxInFlightBytes, maxPayload, handshakeTimeoutMs,
-      shuttingDown: () => stopping,
-      fastRead: stream instanceof net.Socket,
-    });
-    connections.add(conn);
-    void conn.closed.then(() => {
-      connections.delete(conn);
-      clog.debug('connection closed');
-      for (const cb of closedCallbacks) {
-        try { cb(); } catch (err) { log.warn({ err: (err as Error).message }, 'onConnectionClosed callback failed'); }
-      }
-    });
-    return conn;
-  }
+  const connectionClosed = (): void => {
+    for (const cb of closedCallbacks) {
+      try { cb(); } catch (err) { log.warn({ err: (err as Error).message }, 'onConnectionClosed callback failed'); }
+    }
+  };
 
   function onSocket(socket: net.Socket): void {
     if (stopping) { socket.destroy(); return; }
     socket.setNoDelay(true);
-    serve(socket, socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix');
+    const id = nextId++;
+    const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+    if (threads?.dispatch(socket, id, peer, connectionClosed)) {
+      log.debug({ conn: id, peer }, 'connection handed to a worker thread');
+      return;
+    }
+    local.serve(socket, peer, id, connectionClosed);
   }
 
   function newListener(): net.Server {
@@ -101,6 +96,7 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
 
   return {
     async listenTcp(host: string | undefined, port: number): Promise<AddressInfo[]> {
+      await startThreads();
       if (host !== undefined) {
         const s = newListener();
         await listen(s, { host, port });
@@ -121,6 +117,7 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
     },
 
     async listenUnix(path: string): Promise<void> {
+      await startThreads();
       await removeStaleSocket(path);
       const s = newListener();
       await listen(s, { path });
@@ -129,11 +126,11 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
     },
 
     serveStream(stream: Duplex): Promise<void> {
-      return serve(stream, 'stream').closed;
+      return local.serve(stream, 'stream', nextId++, connectionClosed).closed;
     },
 
     get connectionCount(): number {
-      return connections.size;
+      return local.size + (threads?.connectionCount ?? 0);
     },
 
     onConnectionClosed(cb: () => void): void {
@@ -144,7 +141,8 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
       stopping = true;
       const closing = listeners.map((s) => new Promise<void>((r) => s.close(() => r())));
       listeners.length = 0;
-      await Promise.all([...connections].map((c) => c.shutdown()));
+      await threadsStarting;
+      await Promise.all([local.shutdown(), threads?.shutdown()]);
       await Promise.all(closing);
       await Promise.all(unixPaths.map((p) => unlink(p).catch(() => {})));
       unixPaths.length = 0;
@@ -154,7 +152,8 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
       stopping = true;
       for (const s of listeners) s.close();
       listeners.length = 0;
-      for (const c of connections) c.destroy();
+      local.destroy();
+      threads?.destroy();
       for (const p of unixPaths) void unlink(p).catch(() => {});
       unixPaths.length = 0;
     },

@@ -18,7 +18,7 @@ export interface Running {
 
 export async function start(
   plugin: MemOptions | Plugin<unknown, unknown>,
-  opts: Partial<Omit<ServerOptions, 'plugin' | 'logger'>> = {},
+  opts: Partial<Omit<ServerOptions, 'plugin'>> = {},
 ): Promise<Running> {
   const dir = await mkdtemp(join(tmpdir(), 'nbdts-test-'));
   const path = join(dir, 'nbd.sock');

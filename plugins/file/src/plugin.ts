@@ -174,6 +174,14 @@ export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileCo
       log.info(`file: serving ${kind} ${path}${writable ? '' : ' (read-only)'}`);
     },
 
+    // Every thread opens the file itself: sharing is its path and what getReady learned.
+    threads: {
+      share: () => ({ path, fadvise, writable }),
+      attach(shared) {
+        ({ path, fadvise, writable } = shared as { path: string; fadvise: FileConfig['fadvise']; writable: boolean });
+      },
+    },
+
     async open(_exportName, readonly) {
       const ro = readonly || !writable;
       let fd: number;

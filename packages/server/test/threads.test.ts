@@ -1,0 +1,124 @@
+/** Serving connections on worker threads (threads.ts), with real clients. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import type { Plugin } from '@nbdts/plugin-api';
+import { start, nbdsh, type Running } from './helpers.ts';
+import plugin, { CRASH, sharedState } from './fixtures/threaded-plugin.ts';
+
+const loader = new URL('./fixtures/threaded-loader.ts', import.meta.url).href;
+
+/** A configured plugin and the server options that serve it on `count` threads. */
+async function threaded(count: number, extra: { failAttach?: boolean } = {}) {
+  await plugin.getReady!({ size: 16 * 1024 * 1024 }, { readonly: false });
+  const data = { ...sharedState(), ...extra };
+  return { plugin: plugin as Plugin<unknown, unknown>, threads: { count, loader, data } };
+}
+
+/** A logger whose JSON lines a test can read. */
+function capture() {
+  const lines: string[] = [];
+  const stream = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
+  return { logger: pino({ level: 'debug' }, stream), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+let s: Running | undefined;
+afterEach(async () => { await s?.stop(); s = undefined; });
+
+/** Python: connect a second handle h2 asking for descriptions on both (set before h connects). */
+const TWO = (uri: string) => `
+h2 = nbd.NBD()
+h2.set_full_info(True)
+h2.connect_uri(${JSON.stringify(uri)})
+`;
+
+describe('worker threads', () => {
+  it('serves concurrent connections on different threads that see the same data', async () => {
+    const { plugin: p, threads } = await threaded(2);
+    s = await start(p, { threads });
+    const r = await nbdsh(s.uri, `
+` + TWO(s.uri) + `
+h3 = nbd.NBD()
+h3.set_full_info(True)
+h3.connect_uri(${JSON.stringify(s.uri)})
+print(h2.get_export_description(), h3.get_export_description())
+h2.pwrite(b"written on one thread" * 1000, 4096)
+assert h3.pread(21000, 4096) == b"written on one thread" * 1000
+print("ok")
+`);
+    expect(r.stderr).toBe('');
+    const [d1, d2] = r.stdout.trim().split('\n')[0]!.split(/(?<=\d) /);
+    expect(d1).toMatch(/^thread [1-9]\d*$/); // not the main thread (0)
+    expect(d2).toMatch(/^thread [1-9]\d*$/);
+    expect(d1).not.toBe(d2);
+    expect(r.stdout).toContain('ok');
+    // And the main thread's copy of the plugin sees the same bytes.
+    expect(Buffer.from(sharedState().data, 4096, 21).toString()).toBe('written on one thread');
+    expect(s.server.connectionCount).toBe(0);
+  });
+
+  it('counts connections on workers, and shuts down gracefully with a flush there', async () => {
+    const { plugin: p, threads } = await threaded(2);
+    const counters = new Int32Array(sharedState().counters);
+    s = await start(p, { threads });
+    const closed: number[] = [];
+    s.server.onConnectionClosed(() => closed.push(s!.server.connectionCount));
+    // A client that writes and then waits: the server's shutdown must flush for it.
+    const client = nbdsh(s.uri, `
+h.pwrite(b"x" * 4096, 0)
+import time
+for i in range(300):
+    time.sleep(0.05)
+    try:
+        h.pread(1, 0)
+    except nbd.Error:
+        break
+`);
+    for (let i = 0; i < 100 && s.server.connectionCount === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(s.server.connectionCount).toBe(1);
+    const before = Atomics.load(counters, 0);
+    await s.server.shutdown();
+    expect(Atomics.load(counters, 0)).toBe(before + 1);
+    expect(closed).toEqual([0]);
+    await client;
+  }, 20_000);
+
+  it('falls back to the main thread, with a warning, when a worker cannot attach', async () => {
+    const { plugin: p, threads } = await threaded(2, { failAttach: true });
+    const { logger, records } = capture();
+    s = await start(p, { threads, logger });
+    const r = await nbdsh(s.uri, TWO(s.uri) + 'print(h2.get_export_description())');
+    expect(r.stdout.trim()).toBe('thread 0');
+    expect(records().some((l) => l.level === 40 && String(l.msg).includes('attach refused on purpose'))).toBe(true);
+  });
+
+  it('survives a worker thread dying: its connection ends, new ones are served', async () => {
+    const { plugin: p, threads } = await threaded(1);
+    const { logger, records } = capture();
+    s = await start(p, { threads, logger });
+    const closed: string[] = [];
+    s.server.onConnectionClosed(() => closed.push('closed'));
+    const r = await nbdsh(s.uri, `
+try:
+    h.pwrite(${JSON.stringify(CRASH.toString())}.encode(), 0)
+    print("written")
+except nbd.Error as e:
+    print("failed")
+`);
+    expect(r.stdout.trim()).toBe('failed');
+    expect(closed).toEqual(['closed']);
+    expect(records().some((l) => l.level === 50 && String(l.msg).includes('worker thread ended unexpectedly'))).toBe(true);
+    // The only worker is gone: the main thread serves the next client.
+    const again = await nbdsh(s.uri, TWO(s.uri) + 'print(h2.get_export_description())');
+    expect(again.stdout.trim()).toBe('thread 0');
+  });
+
+  it("relays workers' log lines through the main logger, marked with the thread", async () => {
+    const { plugin: p, threads } = await threaded(1);
+    const { logger, records } = capture();
+    s = await start(p, { threads, logger });
+    await nbdsh(s.uri, 'h.pread(512, 0)');
+    const conn = records().find((l) => l.msg === 'connection' && l.thread === 0);
+    expect(conn).toMatchObject({ conn: 1, peer: 'unix' });
+  });
+});
