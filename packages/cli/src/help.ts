@@ -40,7 +40,7 @@ Running:
                            unless -p or -U is given)
       --exit-with-parent   exit when the parent process exits
       --workers N          serve connections on N worker threads, for plugins that
-                           support it (default: one per CPU, up to 8; 0: main thread)
+                           support it (default: one per CPU, up to 4; 0: main thread)
   -P, --pidfile FILE       write the process id to FILE once listening
   -f, --foreground         accepted for nbdkit compatibility (always foreground)
       --print-uri          print the NBD URI on stdout when ready (default unless -s or --run)

@@ -23,10 +23,10 @@ export async function loadThreadPlugin(data: ThreadPluginData): Promise<Plugin<u
   return plugin;
 }
 
-/** Default --workers: one per CPU up to 8; none on one CPU, where a thread gains nothing. */
+/** Default --workers: one per CPU up to 4 (nbdcopy and qemu open at most 4 connections; each worker costs memory); none on one CPU, where a thread gains nothing. */
 export function defaultWorkers(): number {
   const cpus = os.availableParallelism();
-  return cpus < 2 ? 0 : Math.min(cpus, 8);
+  return cpus < 2 ? 0 : Math.min(cpus, 4);
 }
 
 /**

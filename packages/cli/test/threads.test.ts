@@ -29,7 +29,7 @@ describe('--workers', () => {
 
   it('defaults to one thread per CPU, none on a single CPU', () => {
     const n = defaultWorkers();
-    expect(n === 0 || (n >= 2 && n <= 8)).toBe(true);
+    expect(n === 0 || (n >= 2 && n <= 4)).toBe(true);
   });
 
   it('asks a plugin with thread support to share, and names the loader and the module', () => {
