@@ -65,6 +65,9 @@ fi
 if ! npm run build:native -w @nbdts/plugin-file --if-present; then
   say "warning: the file plugin's native addon did not build; the plugin falls back to plain fs calls"
 fi
+if ! npm run build:native -w @nbdts/plugin-memory --if-present; then
+  say "warning: the memory plugin's native addon did not build; it falls back to its JS store, served on the main thread only"
+fi
 if ! npm run build:native -w @nbdts/server --if-present; then
   say "warning: the engine's native addon did not build; every connection is served on the main thread"
 fi

@@ -106,6 +106,8 @@ except nbd.Error as e:
     print("failed")
 `);
     expect(r.stdout.trim()).toBe('failed');
+    // The client may see the socket close before the main thread hears the worker exit.
+    for (let i = 0; i < 100 && closed.length === 0; i++) await new Promise((res) => setTimeout(res, 50));
     expect(closed).toEqual(['closed']);
     expect(records().some((l) => l.level === 50 && String(l.msg).includes('worker thread ended unexpectedly'))).toBe(true);
     // The only worker is gone: the main thread serves the next client.

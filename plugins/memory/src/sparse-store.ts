@@ -1,28 +1,11 @@
 import { ExtentType, freshSlabs, isAllZero, nbdError, type Extent, type SlabSource } from '@nbdts/plugin-api';
 import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
+import { DEFAULT_PAGE_SIZE, type PageStore, type StoreStats } from './store.ts';
+import { ZEROS, pushZeros } from './zeros.ts';
 
-/**
- * Default page size. 64 KiB measured best overall (see docs/plugins/memory.md):
- * smaller pages cost more map lookups and more buffers per read; larger pages
- * waste memory on scattered small writes (a 4 KiB write allocates a whole page).
- */
-export const DEFAULT_PAGE_SIZE = 64 * 1024;
+export { DEFAULT_PAGE_SIZE };
 
-/**
- * Zeros handed out for holes by read(). Shared by every store and every
- * request: nothing may ever write into it. Holes longer than this are returned
- * as several references to it.
- */
-const ZEROS = Buffer.alloc(1024 * 1024);
-
-export interface StoreStats {
-  /** Export size in bytes. */
-  size: number;
-  pageSize: number;
-  /** Pages currently allocated. */
-  pages: number;
-  /** Bytes of page storage allocated (pages * pageSize). */
-  allocatedBytes: number;
+export interface SparseStoreStats extends StoreStats {
   /** Slab size: pages are carved from slabs this big. */
   slabSize: number;
   /**
@@ -44,7 +27,7 @@ export interface StoreStats {
  * the socket is done with the buffers. Freed page memory is never given to
  * another offset (see PageAllocator), so a reply never shows foreign data.
  */
-export class SparseStore {
+export class SparseStore implements PageStore {
   readonly size: number;
   readonly pageSize: number;
   readonly #pages = new Map<number, Buffer>();
@@ -64,7 +47,7 @@ export class SparseStore {
     return this.#alloc.slabSize;
   }
 
-  stats(): StoreStats {
+  stats(): SparseStoreStats {
     const pages = this.#pages.size;
     const slabSize = this.#alloc.slabSize;
     return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize,
@@ -210,13 +193,5 @@ export class SparseStore {
       pos += n;
     }
     return out;
-  }
-}
-
-function pushZeros(out: Buffer[], count: number): void {
-  while (count > 0) {
-    const n = Math.min(count, ZEROS.length);
-    out.push(ZEROS.subarray(0, n));
-    count -= n;
   }
 }

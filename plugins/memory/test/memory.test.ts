@@ -2,43 +2,42 @@ import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
 import fc from 'fast-check';
 import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
 import { isAllZero, PrefaultedBuffers } from '@nbdts/plugin-api';
-import memoryPlugin, { createMemoryPlugin, PageAllocator, SparseStore, type MemoryHandle } from '../src/index.ts';
+import memoryPlugin, { MappedStore, PageAllocator, SparseStore, type PageStore } from '../src/index.ts';
+import { arbitraries, ensureNative, opData, openMemory, PS, readAll } from './helpers.ts';
 
 beforeAll(() => {
   const quiet = () => {};
   setPluginLogger({ debug: quiet, info: quiet, warn: quiet, error: quiet, debugEnabled: false });
 });
 
-const PS = 4096; // small pages keep the tests quick and the page arithmetic visible
+const native = ensureNative();
+type Kind = 'js' | 'mapped';
+const KINDS: Kind[] = native === null ? ['js'] : ['js', 'mapped'];
 
-/** A fresh plugin instance, configured and opened the way the engine does it. */
-async function openMemory(size: string, pageSize = PS) {
-  const plugin = createMemoryPlugin({ pageSize });
-  const config = await plugin.config!.parseAsync({ size });
-  await plugin.getReady!(config, { readonly: false });
-  const h = await plugin.open('', false);
-  return { plugin, h, store: plugin.store! };
+/** The SparseStore of a plugin opened with store 'js'. */
+function sparse(store: PageStore): SparseStore {
+  if (!(store instanceof SparseStore)) throw new Error('expected the JS store');
+  return store;
 }
 
-/** Join what read() returned and check it is exactly `count` bytes. */
-function readAll(plugin: ReturnType<typeof createMemoryPlugin>, h: MemoryHandle, count: number, offset: number): Buffer {
-  const parts = plugin.read!(h, count, offset, 0) as Buffer[];
-  const out = Buffer.concat(parts);
-  expect(out.length).toBe(count);
-  return out;
-}
+it('default export is a plugin named memory with size as magic key', () => {
+  expect(memoryPlugin.name).toBe('memory');
+  expect(memoryPlugin.magicConfigKey).toBe('size');
+  expect(memoryPlugin.config!.safeParse({}).success).toBe(false);
+  expect(memoryPlugin.config!.safeParse({ size: 'lots' }).success).toBe(false);
+  expect(memoryPlugin.config!.parse({ size: '1G' })).toEqual({ size: 2 ** 30 });
+});
 
-describe('memory plugin', () => {
-  it('default export is a plugin named memory with size as magic key', () => {
-    expect(memoryPlugin.name).toBe('memory');
-    expect(memoryPlugin.magicConfigKey).toBe('size');
-    expect(memoryPlugin.config!.safeParse({}).success).toBe(false);
-    expect(memoryPlugin.config!.safeParse({ size: 'lots' }).success).toBe(false);
-    expect(memoryPlugin.config!.parse({ size: '1G' })).toEqual({ size: 2 ** 30 });
+describe.each(KINDS)('memory plugin (%s store)', (kind) => {
+  const open = (size: string, pageSize = PS) => openMemory(size, pageSize, kind);
+
+  it('uses the store asked for', async () => {
+    const { store } = await open('1M');
+    expect(store).toBeInstanceOf(kind === 'js' ? SparseStore : MappedStore);
   });
 
   it('advertises everything a RAM disk can do', async () => {
-    const { plugin, h } = await openMemory('1M');
+    const { plugin, h } = await open('1M');
     expect(await plugin.getSize(h)).toBe(2 ** 20);
     expect(plugin.canFlush!(h)).toBe(true);
     expect(plugin.canFua!(h)).toBe('native');
@@ -49,14 +48,14 @@ describe('memory plugin', () => {
   });
 
   it('unwritten space reads as zeros and allocates nothing', async () => {
-    const { plugin, h, store } = await openMemory('1G', 65536);
+    const { plugin, h, store } = await open('1G', 65536);
     const data = readAll(plugin, h, 3 * 2 ** 20, 2 ** 29 - 12345);
     expect(isAllZero(data)).toBe(true);
     expect(store.stats().pages).toBe(0);
   });
 
   it('reads back writes that cross page boundaries', async () => {
-    const { plugin, h, store } = await openMemory('64K');
+    const { plugin, h, store } = await open('64K');
     const buf = Buffer.alloc(3 * PS + 100);
     for (let i = 0; i < buf.length; i++) buf[i] = (i * 7 + 1) & 0xff || 1;
     await plugin.pwrite!(h, buf, PS - 50, 0);
@@ -69,7 +68,7 @@ describe('memory plugin', () => {
   });
 
   it('read returns page subarrays without copying', async () => {
-    const { plugin, h } = await openMemory('64K');
+    const { plugin, h } = await open('64K');
     await plugin.pwrite!(h, Buffer.alloc(PS, 0xaa), 0, 0);
     const [first] = plugin.read!(h, 10, 0, 0) as Buffer[];
     await plugin.pwrite!(h, Buffer.from([0xbb]), 0, 0);
@@ -78,7 +77,7 @@ describe('memory plugin', () => {
   });
 
   it('an all-zero write to an absent page allocates nothing; a whole-page zero write frees', async () => {
-    const { plugin, h, store } = await openMemory('64K');
+    const { plugin, h, store } = await open('64K');
     await plugin.pwrite!(h, Buffer.alloc(3 * PS), 100, 0);
     expect(store.stats().pages).toBe(0);
     await plugin.pwrite!(h, Buffer.alloc(PS, 1), PS, 0);
@@ -88,7 +87,7 @@ describe('memory plugin', () => {
   });
 
   it('trim and zero free whole pages and zero partial ones', async () => {
-    const { plugin, h, store } = await openMemory('64K');
+    const { plugin, h, store } = await open('64K');
     await plugin.pwrite!(h, Buffer.alloc(4 * PS, 0x55), 0, 0);
     expect(store.stats()).toMatchObject({ pages: 4, allocatedBytes: 4 * PS });
 
@@ -109,7 +108,7 @@ describe('memory plugin', () => {
   });
 
   it('extents report holes for absent pages and data for present ones', async () => {
-    const { plugin, h } = await openMemory('64K');
+    const { plugin, h } = await open('64K');
     await plugin.pwrite!(h, Buffer.alloc(10, 1), PS + 5, 0);
     await plugin.pwrite!(h, Buffer.alloc(2 * PS, 1), 3 * PS, 0);
     expect(await plugin.extents!(h, 64 * 1024, 0, 0)).toEqual([
@@ -126,7 +125,7 @@ describe('memory plugin', () => {
   });
 
   it('every handle shares one store (multi-conn)', async () => {
-    const { plugin, h } = await openMemory('64K');
+    const { plugin, h } = await open('64K');
     const h2 = await plugin.open('', false);
     await plugin.pwrite!(h, Buffer.from('hello'), 1000, Flag.FUA);
     await plugin.flush!(h, 0);
@@ -134,7 +133,7 @@ describe('memory plugin', () => {
   });
 
   it('refuses requests past the end even if the engine let one through', async () => {
-    const { plugin, h, store } = await openMemory('8K');
+    const { plugin, h, store } = await open('8K');
     expect(() => plugin.pwrite!(h, Buffer.alloc(10, 1), 8192 - 5, 0)).toThrow(NbdError);
     expect(() => plugin.read!(h, 1, 8192, 0)).toThrow(/outside the 8192-byte export/);
     expect(store.stats().pages).toBe(0);
@@ -142,15 +141,19 @@ describe('memory plugin', () => {
   });
 
   it('unload frees the pages', async () => {
-    const { plugin, h, store } = await openMemory('64K');
+    const { plugin, h, store } = await open('64K');
     await plugin.pwrite!(h, Buffer.alloc(PS, 9), 0, 0);
     await plugin.unload!();
     expect(store.stats().pages).toBe(0);
   });
 
+});
+
+describe('memory plugin (js store)', () => {
   it('a 1 GiB export with a few writes keeps memory small', async () => {
     const before = process.memoryUsage().arrayBuffers;
-    const { plugin, h, store } = await openMemory('1G', 65536);
+    const { plugin, h, store: s } = await openMemory('1G', 65536);
+    const store = sparse(s);
     for (let i = 0; i < 16; i++) await plugin.pwrite!(h, Buffer.alloc(4096, i + 1), i * 2 ** 26 + 777, 0);
     const grown = process.memoryUsage().arrayBuffers - before;
     expect(store.stats().pages).toBe(16);
@@ -188,7 +191,8 @@ describe('prefaulted slabs', () => {
 describe('page memory is never reused while a reply may still hold it', () => {
   it('buffers returned by read keep their data after trim, zero and writes elsewhere', async () => {
     // 1 MiB export of 4 KiB pages: one 256-page slab; writing 256 more pages needs a second.
-    const { plugin, h, store } = await openMemory('1M');
+    const { plugin, h, store: s } = await openMemory('1M');
+    const store = sparse(s);
     await plugin.pwrite!(h, Buffer.alloc(3 * PS, 0xaa), 0, 0);
     const held = plugin.read!(h, 3 * PS, 0, 0) as Buffer[];
     expect(held).toHaveLength(3);
@@ -256,27 +260,23 @@ describe('PageAllocator', () => {
   });
 });
 
-describe('SparseStore against a flat Buffer model', () => {
-  type Op =
-    | { kind: 'write'; offset: number; length: number; fill: number }
-    | { kind: 'zero' | 'trim'; offset: number; length: number };
-  const SIZE = 5 * 512 + 37; // not a multiple of the page size: the last page is partial
-  const range = fc.integer({ min: 0, max: SIZE }).chain((offset) =>
-    fc.integer({ min: 0, max: SIZE - offset }).map((length) => ({ offset, length })));
-  const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.tuple(range, fc.integer({ min: 0, max: 3 })).map(([r, fill]) => ({ kind: 'write' as const, ...r, fill })),
-    range.map((r) => ({ kind: 'zero' as const, ...r })),
-    range.map((r) => ({ kind: 'trim' as const, ...r })),
-  );
+const STORE_MODELS: { name: string; pageSize: number; make(size: number): PageStore }[] = [
+  { name: 'SparseStore', pageSize: 512, make: (size) => new SparseStore(size, 512) },
+  ...(native === null ? [] : [{ name: 'MappedStore', pageSize: PS, make: (size: number) => MappedStore.create(size, PS) }]),
+];
 
-  let store: SparseStore;
-  beforeEach(() => { store = new SparseStore(SIZE, 512); });
+describe.each(STORE_MODELS)('$name against a flat Buffer model', ({ pageSize, make }) => {
+  const SIZE = 5 * pageSize + 37; // not a multiple of the page size: the last page is partial
+  const { range, op } = arbitraries(SIZE);
+
+  let store: PageStore;
+  beforeEach(() => { store = make(SIZE); });
 
   it('a read result only ever shows data written at its own offsets', () => {
     // Byte values depend on their offset, so page memory given to another offset would show.
     const pattern = (pos: number, fill: number): number => (fill === 0 ? 0 : ((pos * 7 + fill * 50) % 255) + 1);
     fc.assert(fc.property(fc.array(op, { maxLength: 30 }), fc.nat({ max: 29 }), (ops, at) => {
-      store = new SparseStore(SIZE, 512);
+      store = make(SIZE);
       let held: Buffer[] = [];
       let allowed: Set<number>[] = []; // per byte: its value when read, zero, or anything written there since
       ops.forEach((o, n) => {
@@ -302,13 +302,11 @@ describe('SparseStore against a flat Buffer model', () => {
 
   it('reads, extents and page counts always agree with the model', () => {
     fc.assert(fc.property(fc.array(op, { maxLength: 30 }), range, (ops, probe) => {
-      store = new SparseStore(SIZE, 512);
+      store = make(SIZE);
       const model = Buffer.alloc(SIZE);
       for (const o of ops) {
         if (o.kind === 'write') {
-          // fill 0 writes zeros; otherwise a pattern with some zero bytes in it
-          const buf = Buffer.alloc(o.length);
-          for (let i = 0; i < o.length; i++) buf[i] = o.fill === 0 ? 0 : (i % 5 === 0 ? 0 : o.fill);
+          const buf = opData(o);
           store.write(buf, o.offset);
           buf.copy(model, o.offset);
         } else {
@@ -316,8 +314,9 @@ describe('SparseStore against a flat Buffer model', () => {
           model.fill(0, o.offset, o.offset + o.length);
         }
       }
-      expect(Buffer.concat(store.read(probe.length, probe.offset))).toEqual(
-        model.subarray(probe.offset, probe.offset + probe.length));
+      // Buffer.equals: toEqual compares big buffers byte by byte, slowly
+      expect(Buffer.concat(store.read(probe.length, probe.offset))
+        .equals(model.subarray(probe.offset, probe.offset + probe.length))).toBe(true);
       // Extents tile the range exactly, and data extents cover every non-zero byte.
       const ext = store.extents(probe.length, probe.offset);
       let pos = probe.offset;
@@ -331,7 +330,7 @@ describe('SparseStore against a flat Buffer model', () => {
       // Only pages with non-zero bytes may stay allocated after writes/zeros... except
       // partially overwritten pages, which are kept; so check the upper bound only.
       const pagesWithData = new Set<number>();
-      for (let i = 0; i < SIZE; i++) if (model[i] !== 0) pagesWithData.add(Math.floor(i / 512));
+      for (let i = 0; i < SIZE; i++) if (model[i] !== 0) pagesWithData.add(Math.floor(i / pageSize));
       expect(store.stats().pages).toBeGreaterThanOrEqual(pagesWithData.size);
     }), { numRuns: 300 });
   });
