@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Plugin } from '@nbdts/plugin-api';
+import { Cmd } from '@nbdts/protocol';
+import { RawClient } from '@nbdts/testkit';
 import { start, nbdsh, type Running } from './helpers.ts';
 import plugin, { CRASH, sharedState } from './fixtures/threaded-plugin.ts';
 
@@ -122,5 +124,29 @@ except nbd.Error as e:
     await nbdsh(s.uri, 'h.pread(512, 0)');
     const conn = records().find((l) => l.msg === 'connection' && l.thread === 0);
     expect(conn).toMatchObject({ conn: 1, peer: 'unix' });
+  });
+
+  it('survives pipelined requests followed by an abrupt close on worker threads, 20 times', async () => {
+    const { plugin: p, threads } = await threaded(2);
+    s = await start(p, { threads });
+    for (let round = 0; round < 20; round++) {
+      const { c } = await RawClient.open(s.path, { structured: round % 2 === 0 });
+      for (let i = 0; i < 300; i++) {
+        if (i % 3 === 0) c.request({ type: Cmd.WRITE, cookie: BigInt(i), offset: (i * 4096) % (8 << 20), length: 4096 }, Buffer.alloc(4096, i));
+        else c.request({ type: Cmd.READ, cookie: BigInt(i), offset: (i * 65536) % (8 << 20), length: 65536 });
+      }
+      c.write(Buffer.alloc(10, 0x25)); // half a header at the end
+      c.destroy();
+    }
+    for (let i = 0; i < 100 && s.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(s.server.connectionCount).toBe(0);
+    // Both threads still serve.
+    const r = await nbdsh(s.uri, TWO(s.uri) + `
+h3 = nbd.NBD()
+h3.set_full_info(True)
+h3.connect_uri(${JSON.stringify(s.uri)})
+print(h2.get_export_description() != h3.get_export_description(), len(h3.pread(4096, 4096)))
+`);
+    expect(r.stdout.trim()).toBe('True 4096');
   });
 });
