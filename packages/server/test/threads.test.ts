@@ -24,6 +24,11 @@ function capture() {
   return { logger: pino({ level: 'debug' }, stream), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
+/** Wait up to 5 s for `cond`: a worker reports a closed connection a moment after the client sees it. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
 let s: Running | undefined;
 afterEach(async () => { await s?.stop(); s = undefined; });
 
@@ -56,6 +61,7 @@ print("ok")
     expect(r.stdout).toContain('ok');
     // And the main thread's copy of the plugin sees the same bytes.
     expect(Buffer.from(sharedState().data, 4096, 21).toString()).toBe('written on one thread');
+    await until(() => s!.server.connectionCount === 0);
     expect(s.server.connectionCount).toBe(0);
   });
 
@@ -76,7 +82,7 @@ for i in range(300):
     except nbd.Error:
         break
 `);
-    for (let i = 0; i < 100 && s.server.connectionCount === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => s!.server.connectionCount > 0);
     expect(s.server.connectionCount).toBe(1);
     const before = Atomics.load(counters, 0);
     await s.server.shutdown();
@@ -109,7 +115,7 @@ except nbd.Error as e:
 `);
     expect(r.stdout.trim()).toBe('failed');
     // The client may see the socket close before the main thread hears the worker exit.
-    for (let i = 0; i < 100 && closed.length === 0; i++) await new Promise((res) => setTimeout(res, 50));
+    await until(() => closed.length > 0);
     expect(closed).toEqual(['closed']);
     expect(records().some((l) => l.level === 50 && String(l.msg).includes('worker thread ended unexpectedly'))).toBe(true);
     // The only worker is gone: the main thread serves the next client.
@@ -138,7 +144,7 @@ except nbd.Error as e:
       c.write(Buffer.alloc(10, 0x25)); // half a header at the end
       c.destroy();
     }
-    for (let i = 0; i < 100 && s.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    await until(() => s!.server.connectionCount === 0);
     expect(s.server.connectionCount).toBe(0);
     // Both threads still serve.
     const r = await nbdsh(s.uri, TWO(s.uri) + `
