@@ -3,6 +3,7 @@ export { NbdError, nbdError, ConfigError, type Errno } from './errors.ts';
 export { parseSize, parseBool, formatSize, MAX_SIZE } from './size.ts';
 export { Secret, resolveSecret } from './secret.ts';
 export { isAllZero } from './zero.ts';
+export { loadAddon, type AddonLoad } from './addon.ts';
 export { lent, releaseOf } from './lent.ts';
 export { PrefaultedBuffers, freshSlabs, MIN_PREFAULT, type SlabSource } from './prefault.ts';
 export { BufferPool } from './pool.ts';

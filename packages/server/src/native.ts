@@ -3,7 +3,7 @@
  * socket's descriptor so a worker thread can own it. Optional: without it
  * every connection is served on the main thread.
  */
-import { createRequire } from 'node:module';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
 
 export interface FdOps {
   dupFd(fd: number): number;
@@ -13,16 +13,6 @@ export interface FdOps {
 export const FDOPS_BUILD_HINT = 'build it with: npm run build:native -w @nbdts/server (needs python3, make and a C compiler)';
 
 /** The ops, or why they are not available. Never throws. */
-export function loadFdOps(): { ops: FdOps } | { ops: null; error: string } {
-  if (process.platform !== 'linux') return { ops: null, error: `the native helper is Linux-only (this is ${process.platform})` };
-  try {
-    const ops = createRequire(import.meta.url)('../native/build/Release/fdops.node') as Partial<FdOps>;
-    if (typeof ops.dupFd !== 'function' || typeof ops.closeFd !== 'function') {
-      return { ops: null, error: 'the native helper is out of date; rebuild it' };
-    }
-    return { ops: ops as FdOps };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { ops: null, error: code === 'MODULE_NOT_FOUND' ? 'the native helper is not built' : `cannot load the native helper: ${(err as Error).message}` };
-  }
+export function loadFdOps(): AddonLoad<FdOps> {
+  return loadAddon<FdOps>(import.meta.url, '../native/build/Release/fdops.node', ['dupFd', 'closeFd'], { name: 'the native helper' });
 }

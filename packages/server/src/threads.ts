@@ -81,11 +81,16 @@ export class ServingThreads {
       threads.push(t);
       starts.push(new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-        const settle = (err?: Error): void => { clearTimeout(timer); if (err) reject(err); else resolve(); };
-        worker.on('message', (m: FromWorker) => {
+        const onMessage = (m: FromWorker): void => {
           if (m.t === 'ready') settle();
           else if (m.t === 'failed') settle(new Error(m.message));
-        });
+        };
+        const settle = (err?: Error): void => {
+          clearTimeout(timer);
+          worker.off('message', onMessage); // #watch handles everything after start-up
+          if (err) reject(err); else resolve();
+        };
+        worker.on('message', onMessage);
         worker.once('error', (err) => settle(err));
         worker.once('exit', (code) => settle(new Error(`worker ${index} exited with status ${code}`)));
       }));

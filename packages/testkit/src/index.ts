@@ -10,6 +10,7 @@ export { nbdsh, nbdshOk, NBDSH_TRYIT, nbdinfoJson, nbdinfoMap, type NbdinfoJson,
 export { writeRandomFile, sha256File, treeChecksums, writeRandomTree, sparseFile } from './data.ts';
 export { spawnBackground, waitFor, type BackgroundProcess } from './background.ts';
 export { withNbdfuse, withLoopMount } from './mounts.ts';
+export { ensureAddon } from './addon.ts';
 // Written by others, re-exported so tests can import everything from '@nbdts/testkit'.
 export { RawClient, type OptionReply, type ExportDetails, type Reply } from './raw-client.ts';
 export { ensureSwift, parseStoreEnv, type SwiftEnv } from './stores/swift.ts';

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
 
 /**
  * The calls the native addon (native/fileops.c) provides. Failures throw, or
@@ -32,24 +32,11 @@ export const ADDON_PATH = '../native/build/Release/fileops.node';
 
 export const BUILD_HINT = 'build them with: npm run build:native -w @nbdts/plugin-file (needs python3, make and a C compiler)';
 
-export type NativeLoad = { ops: FileOps; error?: undefined } | { ops: null; error: string };
+export type NativeLoad = AddonLoad<FileOps>;
 
 /** Load the addon if it was built. Never throws: the plugin works without it, with fewer features. */
 export function loadNative(): NativeLoad {
-  if (process.platform !== 'linux') return { ops: null, error: `the native helpers are Linux-only (this is ${process.platform})` };
-  try {
-    const require = createRequire(import.meta.url);
-    const ops = require(ADDON_PATH) as Partial<FileOps>;
-    const missing = FUNCTIONS.filter((f) => typeof ops[f] !== 'function');
-    if (missing.length > 0) return { ops: null, error: `the native helpers are out of date (no ${missing.join(', ')}); rebuild them` };
-    return { ops: ops as FileOps };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return {
-      ops: null,
-      error: code === 'MODULE_NOT_FOUND' ? 'the native helpers are not built' : `cannot load the native helpers: ${(err as Error).message}`,
-    };
-  }
+  return loadAddon<FileOps>(import.meta.url, ADDON_PATH, FUNCTIONS, { name: 'the native helpers', plural: true });
 }
 
 /** Errors meaning "this filesystem or kernel cannot do that": fall back rather than fail. */

@@ -1,27 +1,15 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ConfigError, ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
+import { ensureAddon } from '@nbdts/testkit';
 import fileDefault, { createFilePlugin, loadNative, type FileHandle, type FileOps } from '../src/index.ts';
 
 // The addon is built on demand so these tests cover it; on a machine that
 // cannot build it, the native tests are skipped and the fallback tests still run.
-function ensureNative(): FileOps | null {
-  let loaded = loadNative();
-  if (loaded.ops === null && process.platform === 'linux') {
-    try {
-      execFileSync('npm', ['run', 'build:native', '-w', '@nbdts/plugin-file'], {
-        cwd: path.resolve(import.meta.dirname, '../../..'), stdio: 'ignore', timeout: 120_000,
-      });
-    } catch { /* reported below */ }
-    loaded = loadNative();
-  }
-  if (loaded.ops === null) console.warn(`skipping native file tests: ${loaded.error}`);
-  return loaded.ops;
-}
-const native = ensureNative();
+const native = ensureAddon('@nbdts/plugin-file', loadNative, 'native file tests');
 const MiB = 2 ** 20;
 
 let dir: string;

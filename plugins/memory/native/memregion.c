@@ -96,6 +96,14 @@ static int get_uint(napi_env env, napi_value *argv, size_t argc, size_t i, doubl
   return 1;
 }
 
+/* The single id argument of attach, release and refs; 0 after throwing. */
+static int id_arg(napi_env env, napi_callback_info info, uint64_t *id) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return get_uint(env, argv, argc, 0, UINT32_MAX, id);
+}
+
 static size_t os_page(void) {
   return (size_t)sysconf(_SC_PAGESIZE);
 }
@@ -176,11 +184,9 @@ static napi_value create(napi_env env, napi_callback_info info) {
 }
 
 static napi_value attach(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint64_t id;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_uint(env, argv, argc, 0, UINT32_MAX, &id)) return NULL;
+  if (!id_arg(env, info, &id)) return NULL;
   region *r = ref_region(id, 1);
   if (r == NULL) {
     throw_errno(env, "attach", ENOENT);
@@ -195,11 +201,8 @@ static napi_value attach(napi_env env, napi_callback_info info) {
 }
 
 static napi_value release(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
   uint64_t id;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_uint(env, argv, argc, 0, UINT32_MAX, &id)) return NULL;
+  if (!id_arg(env, info, &id)) return NULL;
   region *r = NULL;
   pthread_mutex_lock(&table_lock);
   if (id < table_len && table[id] != NULL && !table[id]->released) {
@@ -285,11 +288,9 @@ static napi_value populate(napi_env env, napi_callback_info info) {
 }
 
 static napi_value refs(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value result;
   uint64_t id;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (!get_uint(env, argv, argc, 0, UINT32_MAX, &id)) return NULL;
+  if (!id_arg(env, info, &id)) return NULL;
   size_t n = 0;
   pthread_mutex_lock(&table_lock);
   if (id < table_len && table[id] != NULL) n = table[id]->refs;

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
 
 /**
  * The calls of the native addon (native/memregion.c): memory regions that
@@ -31,34 +31,9 @@ export const ADDON_PATH = '../native/build/Release/memregion.node';
 
 export const BUILD_HINT = 'build it with: npm run build:native -w @nbdts/plugin-memory (needs python3, make and a C compiler)';
 
-export type NativeLoad = { ops: RegionOps; error?: undefined } | { ops: null; error: string };
+export type NativeLoad = AddonLoad<RegionOps>;
 
-let loaded: RegionOps | undefined;
-
-/**
- * Load the addon if it was built (once per thread; a failure is retried, so a
- * build in between is seen). Never throws: without it the plugin uses the JS store.
- */
+/** Load the addon if it was built. Never throws: without it the plugin uses the JS store. */
 export function loadNative(): NativeLoad {
-  if (loaded !== undefined) return { ops: loaded };
-  const result = load();
-  if (result.ops !== null) loaded = result.ops;
-  return result;
-}
-
-function load(): NativeLoad {
-  if (process.platform !== 'linux') return { ops: null, error: `shared memory regions are Linux-only (this is ${process.platform})` };
-  try {
-    const require = createRequire(import.meta.url);
-    const ops = require(ADDON_PATH) as Partial<RegionOps>;
-    const missing = FUNCTIONS.filter((f) => typeof ops[f] !== 'function');
-    if (missing.length > 0) return { ops: null, error: `the native addon is out of date (no ${missing.join(', ')}); rebuild it` };
-    return { ops: ops as RegionOps };
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return {
-      ops: null,
-      error: code === 'MODULE_NOT_FOUND' ? 'the native addon is not built' : `cannot load the native addon: ${(err as Error).message}`,
-    };
-  }
+  return loadAddon<RegionOps>(import.meta.url, ADDON_PATH, FUNCTIONS, { name: 'the native addon' });
 }

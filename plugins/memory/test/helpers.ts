@@ -1,27 +1,13 @@
-import { execFileSync } from 'node:child_process';
-import * as path from 'node:path';
 import { expect } from 'vitest';
 import fc from 'fast-check';
+import { ensureAddon } from '@nbdts/testkit';
 import { createMemoryPlugin, loadNative, type MemoryHandle, type MemoryPluginOptions, type RegionOps } from '../src/index.ts';
 
 export const PS = 4096; // small pages keep the tests quick and the page arithmetic visible
 
-/**
- * The addon, built on demand so the tests cover it; on a machine that cannot
- * build it, the mapped-store tests are skipped and the JS store's still run.
- */
+/** The addon (built on demand); null where it cannot be built: then the mapped-store tests are skipped. */
 export function ensureNative(): RegionOps | null {
-  let loaded = loadNative();
-  if (loaded.ops === null && process.platform === 'linux') {
-    try {
-      execFileSync('npm', ['run', 'build:native', '-w', '@nbdts/plugin-memory'], {
-        cwd: path.resolve(import.meta.dirname, '../../..'), stdio: 'ignore', timeout: 120_000,
-      });
-    } catch { /* reported below */ }
-    loaded = loadNative();
-  }
-  if (loaded.ops === null) console.warn(`skipping mapped-store tests: ${loaded.error}`);
-  return loaded.ops;
+  return ensureAddon('@nbdts/plugin-memory', loadNative, 'mapped-store tests');
 }
 
 /** A fresh plugin instance, configured and opened the way the engine does it. */
