@@ -45,7 +45,7 @@ port.on('message', (m: ToWorker) => {
     return;
   }
   if (conns.stopping) { socket.destroy(); post({ t: 'closed', id: m.id }); return; }
-  if (socket.setNoDelay) socket.setNoDelay(true);
+  // TCP_NODELAY was set before the hand-off: it belongs to the socket, which both descriptors name.
   conns.serve(socket, m.peer, m.id, () => post({ t: 'closed', id: m.id }));
 });
 post({ t: 'ready' });
