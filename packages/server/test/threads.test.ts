@@ -82,7 +82,10 @@ for i in range(300):
     except nbd.Error:
         break
 `);
-    await until(() => s!.server.connectionCount > 0);
+    // Counted from the hand-off on; the write (seen in the shared memory) means the export is open.
+    const data = Buffer.from(sharedState().data); // fresh zeros: getReady made it for this test
+    await until(() => data[0] === 0x78);
+    expect(data[0]).toBe(0x78);
     expect(s.server.connectionCount).toBe(1);
     const before = Atomics.load(counters, 0);
     await s.server.shutdown();
