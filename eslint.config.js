@@ -14,6 +14,19 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       '@typescript-eslint/no-explicit-any': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
+      // One private-member style: ECMAScript #names (enforced at run time, and
+      // nothing for type stripping to rewrite), never TypeScript's `private`.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: ':matches(PropertyDefinition, MethodDefinition[kind!="constructor"], TSAbstractPropertyDefinition)[accessibility="private"]',
+          message: 'Use an ECMAScript private name (#field) instead of the TypeScript `private` modifier.',
+        },
+        {
+          selector: 'TSParameterProperty',
+          message: 'Declare the field and assign it in the constructor (parameter properties are not erasable syntax).',
+        },
+      ],
     },
   },
 );

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ ${NBDTS_SKIP_SETUP:-0} == 1 ]] || bash scripts/setup.sh
+# shellcheck source=scripts/node-runtime.sh
+source scripts/node-runtime.sh
 
 work=$(mktemp -d /tmp/nbdts-demo-XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -7,8 +7,10 @@
 # 1. Debian packages (real NBD clients, nbdkit as the reference server, QEMU,
 #    fio, FUSE, filesystem tools, the Swift store), then each store script's
 #    own `install` (scripts/stores/*.sh).
-# 2. npm dependencies (npm ci on a fresh tree or in CI, npm install otherwise).
-# 3. The native addons (file plugin, engine, memory plugin), each optional:
+# 2. The Node.js runtime (.nvmrc, the current LTS line) from the npm registry
+#    (scripts/node-runtime.sh); NBDTS_NODE_VERSION=24 picks the maintenance LTS.
+# 3. npm dependencies (npm ci on a fresh tree or in CI, npm install otherwise).
+# 4. The native addons (file plugin, engine, memory plugin), each optional:
 #    without one, its user falls back (see the warnings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +53,10 @@ done
 # nbdfuse needs the FUSE device; say so early rather than in a failing test.
 [[ -e /dev/fuse ]] || say "warning: /dev/fuse is missing: the nbdfuse tests will fail (in a container, pass --device /dev/fuse)"
 
-command -v node >/dev/null || { say "node (>= 20.19) is required"; exit 1; }
+command -v npm >/dev/null || { say "npm is required to fetch the Node.js runtime (Debian: apt-get install npm)"; exit 1; }
+# shellcheck source=scripts/node-runtime.sh
+source scripts/node-runtime.sh
+say "node $(node --version) from $NBDTS_NODE_HOME"
 if [[ ! -f package-lock.json ]]; then
   npm install --no-audit --no-fund
 elif [[ ${CI:-} == true || ! -d node_modules ]]; then

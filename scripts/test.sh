@@ -15,6 +15,11 @@ if [[ ${NBDTS_SKIP_SETUP:-0} != 1 ]]; then
   fi
 fi
 
+# The runtime setup installed (.nvmrc, or NBDTS_NODE_VERSION), first on PATH.
+# shellcheck source=scripts/node-runtime.sh
+source scripts/node-runtime.sh || { echo "no Node.js runtime" >&2; echo "0 passed, 1 failed"; exit 1; }
+echo "== node $(node --version)"
+
 # Tests start the Swift and Ceph stores on demand (scripts/stores/*.sh start);
 # stop them afterwards unless asked to keep them for the next run.
 stop_stores() {

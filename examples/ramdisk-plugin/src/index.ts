@@ -37,7 +37,14 @@ let settings: Config;
 let sharedDisk: Buffer | undefined;
 
 function makeDisk(): Buffer {
-  const disk = Buffer.alloc(settings.size);
+  let disk: Buffer;
+  try {
+    disk = Buffer.alloc(settings.size);
+  } catch (err) {
+    // One Buffer may be as large as the address space, but the memory must exist.
+    if (!(err instanceof RangeError)) throw err;
+    throw new ConfigError(`ramdisk: cannot allocate ${formatSize(settings.size)} at once (${err.message}); use the memory plugin, which allocates as data is written`);
+  }
   if (settings.pattern) disk.fill(settings.pattern);
   return disk;
 }

@@ -24,7 +24,7 @@ describe('ramdisk example plugin', () => {
     expect(ramdisk.config!.safeParse({}).success).toBe(false);
   });
 
-  it('refuses a size one Buffer cannot hold', async () => {
+  it('refuses a size it cannot allocate, in one line naming the memory plugin', async () => {
     await expect(start({ size: '1P' })).rejects.toThrow(/use the memory plugin/);
   });
 

@@ -1,9 +1,6 @@
 #!/usr/bin/env node
-// Register tsx's ESM loader first: nbdts runs from TypeScript source, and so
-// can user plugins given as ./plugin.ts.
-import { register } from 'tsx/esm/api';
-
-register();
+// nbdts runs from its TypeScript sources, as user plugins given as
+// ./plugin.ts do: Node (>= 24) strips the types as it loads them.
 // A reader that goes away (nbdts ... | head -1) must not crash the server.
 process.stdout.on('error', (err) => { if (err.code !== 'EPIPE') throw err; });
 const { main } = await import('../src/main.ts');

@@ -1,8 +1,9 @@
 /**
  * Find and import plugins and filters by built-in name, file path or npm
  * package name. Imports are lazy so a missing optional plugin package only
- * matters when someone asks for it. TypeScript files load because bin/nbdts.js
- * registers tsx's loader before anything else.
+ * matters when someone asks for it. TypeScript files load as they are: Node
+ * strips their types (files inside node_modules excepted: a published plugin
+ * ships JavaScript).
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

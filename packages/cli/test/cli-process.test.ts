@@ -1,4 +1,4 @@
-// The command as users run it: node bin/nbdts.js (tsx loader, process exit codes, stderr lines).
+// The command as users run it: node bin/nbdts.js (type stripping, process exit codes, stderr lines).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -32,7 +32,12 @@ export class Progress {
   #done = 0;
   #last = 0;
 
-  constructor(readonly label: string, readonly total: number, enabled = process.stderr.isTTY === true) {
+  readonly label: string;
+  readonly total: number;
+
+  constructor(label: string, total: number, enabled = process.stderr.isTTY === true) {
+    this.label = label;
+    this.total = total;
     this.#enabled = enabled;
   }
 

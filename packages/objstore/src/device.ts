@@ -669,7 +669,7 @@ export class ObjectDevice {
     this.#writebackRunning = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    let failed = 0;
+    let failed: number;
     try {
       do {
         this.#writebackAgain = false;

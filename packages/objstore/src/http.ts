@@ -69,11 +69,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   #signal: AbortSignal | undefined;
   readonly #onAbort = (): void => this.#abort(this.#signal!.reason ?? new Error('aborted'), true);
 
+  readonly #req: TransportRequest;
+  readonly #resolve: (res: TransportResponse) => void;
+  readonly #reject: (err: unknown) => void;
+
   constructor(
-    private readonly req: TransportRequest,
-    private readonly resolve: (res: TransportResponse) => void,
-    private readonly reject: (err: unknown) => void,
+    req: TransportRequest,
+    resolve: (res: TransportResponse) => void,
+    reject: (err: unknown) => void,
   ) {
+    this.#req = req;
+    this.#resolve = resolve;
+    this.#reject = reject;
     const timeoutMs = req.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     if (timeoutMs > 0) {
       this.#timer = setTimeout(() => this.#abort(noAnswer(req.what, timeoutMs), false), timeoutMs);
@@ -98,13 +105,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (!this.#settle()) return;
     const err = reason instanceof Error ? reason : new Error(String(reason));
     this.#controller?.abort(err);
-    this.reject(byCaller ? reason : networkError(err, this.req.what));
+    this.#reject(byCaller ? reason : networkError(err, this.#req.what));
   }
 
   #fail(err: StoreError): void {
     if (!this.#settle()) return;
     this.#controller?.abort(err);
-    this.reject(err);
+    this.#reject(err);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -117,7 +124,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#status = status;
     for (const name in headers) this.#headers[name] = headerValue(headers[name]);
     // No body whatever Content-Length says: HEAD answers, 204 and 304.
-    if (this.req.method === 'HEAD' || status === 204 || status === 304) {
+    if (this.#req.method === 'HEAD' || status === 204 || status === 304) {
       this.#expected = 0;
       return;
     }
@@ -125,7 +132,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (cl !== undefined && /^\d+$/.test(cl)) {
       const n = Number(cl);
       if (n > bufferConstants.MAX_LENGTH) {
-        this.#fail(new StoreError('fatal', `${this.req.what}: the response is too large (${n} bytes)`, status));
+        this.#fail(new StoreError('fatal', `${this.#req.what}: the response is too large (${n} bytes)`, status));
         return;
       }
       this.#expected = n;
@@ -162,7 +169,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       body = this.#body ?? Buffer.alloc(0);
     }
     if (!this.#settle()) return;
-    this.resolve({ status: this.#status, headers: this.#headers, body });
+    this.#resolve({ status: this.#status, headers: this.#headers, body });
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
@@ -172,12 +179,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The request failed before or during the exchange. */
   refused(err: unknown): void {
     if (!this.#settle()) return;
-    this.reject(networkError(err, this.req.what));
+    this.#reject(networkError(err, this.#req.what));
   }
 
   #lengthError(got: number, how: string): StoreError {
     return new StoreError('transient',
-      `${this.req.what}: the response body is ${how} its Content-Length (${got} bytes received, ${this.#expected} announced)`,
+      `${this.#req.what}: the response body is ${how} its Content-Length (${got} bytes received, ${this.#expected} announced)`,
       this.#status);
   }
 }

@@ -101,7 +101,10 @@ class Conn {
   /** The server's Keep-Alive: timeout= from the last answer, in ms. */
   keepAliveHintMs: number | undefined;
 
-  constructor(at: Endpoint, connectTimeoutMs: number, private readonly onGone: (c: Conn) => void) {
+  readonly #onGone: (c: Conn) => void;
+
+  constructor(at: Endpoint, connectTimeoutMs: number, onGone: (c: Conn) => void) {
+    this.#onGone = onGone;
     this.#target = this.#buf;
     // Node asks for the next read's buffer after each callback; over TLS the buffer gets the decrypted bytes.
     const onread = { buffer: () => this.#target, callback: (n: number) => { this.#onRead(n); return true; } };
@@ -307,7 +310,7 @@ class Conn {
     }
     this.reused = true;
     this.keepAliveHintMs = ex.keepAliveHintMs;
-    this.onGone(this);
+    this.#onGone(this);
   }
 
   /** Idle in the pool: unreferenced, closed after `ms`. */
@@ -329,7 +332,7 @@ class Conn {
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
     this.socket.destroy();
-    this.onGone(this);
+    this.#onGone(this);
   }
 }
 

@@ -9,10 +9,13 @@
 const MIN_POOLED = 4096;
 
 export class BufferPool {
-  private readonly free = new Map<number, Buffer[]>();
-  private bytes = 0;
+  readonly #free = new Map<number, Buffer[]>();
+  #bytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  readonly #maxBytes: number;
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;}
 
   /** A buffer of `size` bytes (contents left over from its last use), pooled or new. */
   get(size: number): Buffer {
@@ -22,20 +25,20 @@ export class BufferPool {
 
   /** A pooled buffer of exactly `size` bytes (contents left over), or undefined when none waits. */
   reuse(size: number): Buffer | undefined {
-    const b = this.free.get(size)?.pop();
-    if (b) this.bytes -= size;
+    const b = this.#free.get(size)?.pop();
+    if (b) this.#bytes -= size;
     return b;
   }
 
   /** Give back a buffer from get() that nothing references any more. */
   put(b: Buffer): void {
     const size = b.length;
-    if (size < MIN_POOLED || this.bytes + size > this.maxBytes) return;
+    if (size < MIN_POOLED || this.#bytes + size > this.#maxBytes) return;
     // Only whole, unshared ArrayBuffers (what get() hands out) may be reused.
     if (b.byteOffset !== 0 || b.buffer.byteLength !== size) return;
-    let list = this.free.get(size);
-    if (!list) { list = []; this.free.set(size, list); }
+    let list = this.#free.get(size);
+    if (!list) { list = []; this.#free.set(size, list); }
     list.push(b);
-    this.bytes += size;
+    this.#bytes += size;
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Serve a memory plugin on a Unix socket for benchmarks:
- *   tsx bench/serve.ts SOCKET [SIZE]
+ *   node bench/serve.ts SOCKET [SIZE]
  * PLUGIN=memory uses plugins/memory (if present), else the test plugin (ZEROCOPY=1 for plugin.read).
  */
 import pino from 'pino';

@@ -15,19 +15,22 @@ export function after<T, U>(r: Awaitable<T>, fn: (v: T) => Awaitable<U>): Awaita
  * to the next waiter, so the limit holds even across microtask gaps.
  */
 export class Limiter {
-  private active = 0;
-  private readonly queue: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
+  #active = 0;
+  readonly #queue: Array<() => void> = [];
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;}
 
   run<T>(fn: () => Awaitable<T>): Awaitable<T> {
-    if (this.active < this.limit) {
-      this.active++;
-      return this.invoke(fn);
+    if (this.#active < this.#limit) {
+      this.#active++;
+      return this.#invoke(fn);
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push(() => {
+      this.#queue.push(() => {
         try {
-          const r = this.invoke(fn);
+          const r = this.#invoke(fn);
           if (isPromiseLike(r)) Promise.resolve(r).then(resolve, reject);
           else resolve(r);
         } catch (err) {
@@ -38,27 +41,27 @@ export class Limiter {
   }
 
   /** Runs fn in a slot already counted in `active`, releasing it when fn settles. */
-  private invoke<T>(fn: () => Awaitable<T>): Awaitable<T> {
+  #invoke<T>(fn: () => Awaitable<T>): Awaitable<T> {
     let r: Awaitable<T>;
     try {
       r = fn();
     } catch (err) {
-      this.release();
+      this.#release();
       throw err;
     }
     if (!isPromiseLike(r)) {
-      this.release();
+      this.#release();
       return r;
     }
     return Promise.resolve(r).then(
-      (v) => { this.release(); return v; },
-      (err: unknown) => { this.release(); throw err; },
+      (v) => { this.#release(); return v; },
+      (err: unknown) => { this.#release(); throw err; },
     );
   }
 
-  private release(): void {
-    const next = this.queue.shift();
+  #release(): void {
+    const next = this.#queue.shift();
     if (next) next();
-    else this.active--;
+    else this.#active--;
   }
 }

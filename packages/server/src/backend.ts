@@ -60,34 +60,43 @@ export class Backend {
   /** Shared by every connection of this server. */
   readonly pool: BufferPool;
 
+  readonly plugin: AnyPlugin;
+  readonly #forceReadonly: boolean;
+  readonly #maxPayload: number;
+  readonly #warn: (msg: string) => void;
+
   constructor(
-    readonly plugin: AnyPlugin,
-    private readonly forceReadonly: boolean,
-    private readonly maxPayload: number,
-    private readonly warn: (msg: string) => void,
+    plugin: AnyPlugin,
+    forceReadonly: boolean,
+    maxPayload: number,
+    warn: (msg: string) => void,
     poolBytes = 64 * 1024 * 1024,
   ) {
+    this.plugin = plugin;
+    this.#forceReadonly = forceReadonly;
+    this.#maxPayload = maxPayload;
+    this.#warn = warn;
     this.pool = new BufferPool(poolBytes);
   }
 
-  get readonly(): boolean { return this.forceReadonly; }
+  get readonly(): boolean { return this.#forceReadonly; }
 
   async listExports(): Promise<ExportInfo[]> {
-    if (this.plugin.listExports) return await this.plugin.listExports(this.forceReadonly);
+    if (this.plugin.listExports) return await this.plugin.listExports(this.#forceReadonly);
     return [{ name: await this.defaultExport() }];
   }
 
   async defaultExport(): Promise<string> {
-    return this.plugin.defaultExport ? await this.plugin.defaultExport(this.forceReadonly) : '';
+    return this.plugin.defaultExport ? await this.plugin.defaultExport(this.#forceReadonly) : '';
   }
 
   /** Open a handle and compute its capabilities; the handle is closed again if that fails. */
   async open(name: string): Promise<OpenHandle> {
     const p = this.plugin;
-    const h = await p.open(name, this.forceReadonly);
+    const h = await p.open(name, this.#forceReadonly);
     try {
       const size = toSize(await p.getSize(h));
-      const canWrite = !this.forceReadonly && !!p.pwrite && (p.canWrite ? await p.canWrite(h) : true);
+      const canWrite = !this.#forceReadonly && !!p.pwrite && (p.canWrite ? await p.canWrite(h) : true);
       const canFlush = !!p.flush && (p.canFlush ? await p.canFlush(h) : true);
       const canTrim = canWrite && !!p.trim && (p.canTrim ? await p.canTrim(h) : true);
       let zero: Support = 'none';
@@ -108,15 +117,15 @@ export class Backend {
       const rotational = p.isRotational ? await p.isRotational(h) : false;
 
       const declared = p.blockSize ? await p.blockSize(h) : undefined;
-      let blockSize: BlockSize = { minimum: 1, preferred: 4096, maximum: this.maxPayload };
+      let blockSize: BlockSize = { minimum: 1, preferred: 4096, maximum: this.#maxPayload };
       let pluginBlockSize = false;
       if (declared) {
         const problem = checkBlockSize(declared);
         if (problem) {
-          this.warn(`plugin ${p.name}: ignoring block size ${JSON.stringify(declared)}: ${problem}`);
+          this.#warn(`plugin ${p.name}: ignoring block size ${JSON.stringify(declared)}: ${problem}`);
         } else {
           // Never advertise more than the engine will carry in one payload.
-          const cap = Math.floor(this.maxPayload / declared.minimum) * declared.minimum;
+          const cap = Math.floor(this.#maxPayload / declared.minimum) * declared.minimum;
           blockSize = { ...declared, maximum: Math.min(declared.maximum, cap) };
           pluginBlockSize = true;
         }
@@ -135,63 +144,70 @@ export class Backend {
 
 /** A handle with the engine's defaults applied. Methods may throw synchronously or return promises. */
 export class OpenHandle {
-  private readonly limiter: Limiter | undefined;
+  readonly #limiter: Limiter | undefined;
 
-  constructor(private readonly p: AnyPlugin, readonly handle: unknown, readonly caps: Capabilities) {
+  readonly #p: AnyPlugin;
+  readonly handle: unknown;
+  readonly caps: Capabilities;
+
+  constructor(p: AnyPlugin, handle: unknown, caps: Capabilities) {
+    this.#p = p;
+    this.handle = handle;
+    this.caps = caps;
     const c = p.concurrency;
-    this.limiter = c !== undefined && Number.isFinite(c) && c >= 1 ? new Limiter(Math.floor(c)) : undefined;
+    this.#limiter = c !== undefined && Number.isFinite(c) && c >= 1 ? new Limiter(Math.floor(c)) : undefined;
   }
 
   description(): Awaitable<string | undefined> {
-    return this.p.exportDescription ? this.p.exportDescription(this.handle) : undefined;
+    return this.#p.exportDescription ? this.#p.exportDescription(this.handle) : undefined;
   }
 
-  private run<T>(fn: () => Awaitable<T>): Awaitable<T> {
-    return this.limiter ? this.limiter.run(fn) : fn();
+  #run<T>(fn: () => Awaitable<T>): Awaitable<T> {
+    return this.#limiter ? this.#limiter.run(fn) : fn();
   }
 
   /** True when reads go through pread into an engine buffer (see readInto), false for plugin.read. */
-  get readsIntoBuffer(): boolean { return !this.p.read; }
+  get readsIntoBuffer(): boolean { return !this.#p.read; }
 
   /** `count` bytes from `offset` via plugin.read: one buffer or several (lengths add up to count). */
   read(count: number, offset: number): Awaitable<Buffer | readonly Buffer[]> {
-    const p = this.p;
-    if (p.read) return this.run(() => p.read!(this.handle, count, offset, 0));
+    const p = this.#p;
+    if (p.read) return this.#run(() => p.read!(this.handle, count, offset, 0));
     const buf = Buffer.allocUnsafe(count);
-    return this.run(() => after(p.pread!(this.handle, buf, offset, 0), (r) => (r === undefined ? buf : r)));
+    return this.#run(() => after(p.pread!(this.handle, buf, offset, 0), (r) => (r === undefined ? buf : r)));
   }
 
   /** pread into `buf`; resolves to undefined when `buf` was filled, else the plugin's own buffers. */
   readInto(buf: Buffer, offset: number): Awaitable<void | Buffer | readonly Buffer[]> {
-    return this.run(() => this.p.pread!(this.handle, buf, offset, 0));
+    return this.#run(() => this.#p.pread!(this.handle, buf, offset, 0));
   }
 
   write(buf: Buffer, offset: number, flags: number): Awaitable<void> {
-    return this.withFua(flags, (f) => this.run(() => this.p.pwrite!(this.handle, buf, offset, f)));
+    return this.#withFua(flags, (f) => this.#run(() => this.#p.pwrite!(this.handle, buf, offset, f)));
   }
 
   flush(): Awaitable<void> {
-    return this.run(() => this.p.flush!(this.handle, 0));
+    return this.#run(() => this.#p.flush!(this.handle, 0));
   }
 
   trim(count: number, offset: number, flags: number): Awaitable<void> {
-    return this.withFua(flags, (f) => this.run(() => this.p.trim!(this.handle, count, offset, f)));
+    return this.#withFua(flags, (f) => this.#run(() => this.#p.trim!(this.handle, count, offset, f)));
   }
 
   /** Flags: MAY_TRIM, FUA, FAST_ZERO. */
   zero(count: number, offset: number, flags: number): Awaitable<void> {
     if (this.caps.zero === 'native') {
-      return this.withFua(flags, (f) => {
-        if (flags & Flag.FAST_ZERO) return this.run(() => this.p.zero!(this.handle, count, offset, f));
+      return this.#withFua(flags, (f) => {
+        if (flags & Flag.FAST_ZERO) return this.#run(() => this.#p.zero!(this.handle, count, offset, f));
         // A plugin that cannot zero this range natively falls back to writing zeros.
         const fallback = (err: unknown): Awaitable<void> => {
           const name = errnoName(err);
-          if (name === 'ENOTSUP' || name === 'EOPNOTSUPP') return this.writeZeros(count, offset);
+          if (name === 'ENOTSUP' || name === 'EOPNOTSUPP') return this.#writeZeros(count, offset);
           throw err;
         };
         let r: Awaitable<void>;
         try {
-          r = this.run(() => this.p.zero!(this.handle, count, offset, f));
+          r = this.#run(() => this.#p.zero!(this.handle, count, offset, f));
         } catch (err) {
           return fallback(err);
         }
@@ -199,14 +215,14 @@ export class OpenHandle {
       });
     }
     if (flags & Flag.FAST_ZERO) throw new NbdError('ENOTSUP', 'zeroing is emulated, so not fast');
-    return this.withFua(flags, () => this.writeZeros(count, offset));
+    return this.#withFua(flags, () => this.#writeZeros(count, offset));
   }
 
-  private async writeZeros(count: number, offset: number): Promise<void> {
+  async #writeZeros(count: number, offset: number): Promise<void> {
     const z = zeros();
     while (count > 0) {
       const n = Math.min(count, z.length);
-      await this.run(() => this.p.pwrite!(this.handle, n === z.length ? z : z.subarray(0, n), offset, 0));
+      await this.#run(() => this.#p.pwrite!(this.handle, n === z.length ? z : z.subarray(0, n), offset, 0));
       count -= n;
       offset += n;
     }
@@ -214,15 +230,15 @@ export class OpenHandle {
 
   extents(count: number, offset: number, flags: number): Awaitable<readonly Extent[]> {
     if (!this.caps.canExtents) return [{ offset, length: count, type: 0 }];
-    return this.run(() => this.p.extents!(this.handle, count, offset, flags));
+    return this.#run(() => this.#p.extents!(this.handle, count, offset, flags));
   }
 
   cache(count: number, offset: number): Awaitable<void> {
-    if (this.caps.cache === 'native') return this.run(() => this.p.cache!(this.handle, count, offset, 0));
-    return this.emulateCache(count, offset);
+    if (this.caps.cache === 'native') return this.#run(() => this.#p.cache!(this.handle, count, offset, 0));
+    return this.#emulateCache(count, offset);
   }
 
-  private async emulateCache(count: number, offset: number): Promise<void> {
+  async #emulateCache(count: number, offset: number): Promise<void> {
     const step = 4 << 20;
     while (count > 0) {
       const n = Math.min(count, step);
@@ -233,11 +249,11 @@ export class OpenHandle {
   }
 
   async close(): Promise<void> {
-    if (this.p.close) await this.p.close(this.handle);
+    if (this.#p.close) await this.#p.close(this.handle);
   }
 
   /** Pass FUA to the plugin when native, turn it into a flush when emulated, drop it otherwise. */
-  private withFua(flags: number, op: (pluginFlags: number) => Awaitable<void>): Awaitable<void> {
+  #withFua(flags: number, op: (pluginFlags: number) => Awaitable<void>): Awaitable<void> {
     const fua = (flags & Flag.FUA) !== 0;
     if (!fua) return op(flags);
     if (this.caps.fua === 'native') return op(flags);

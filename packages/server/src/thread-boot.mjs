@@ -1,6 +1,3 @@
-// Worker threads start here: the engine and plugins are TypeScript run from
-// source, and a worker does not inherit the main thread's loader hooks.
-import { register } from 'tsx/esm/api';
-
-register();
+// Worker threads start here. Node strips TypeScript types as it loads the
+// engine and plugin sources, in a worker as on the main thread.
 await import('./thread-main.ts');

@@ -129,10 +129,10 @@ describe('applyFilters', () => {
   it('keeps class-based plugins working (methods keep their this)', async () => {
     class P {
       name = 'cls';
-      private data = Buffer.alloc(64, 7);
+      #data = Buffer.alloc(64, 7);
       open(): object { return {}; }
-      getSize(): number { return this.data.length; }
-      pread(_h: unknown, buf: Buffer, off: number): void { this.data.copy(buf, 0, off, off + buf.length); }
+      getSize(): number { return this.#data.length; }
+      pread(_h: unknown, buf: Buffer, off: number): void { this.#data.copy(buf, 0, off, off + buf.length); }
     }
     const p = applyFilters(new P() as unknown as Plugin<unknown, unknown>, [{ filter: defineFilter({ name: 'noop', wrap: () => ({}) }), config: {} }]);
     const h = await backend(p).open('');

@@ -226,7 +226,7 @@ describe('serveStream', () => {
   it('serves one client on stdin/stdout and resolves when it disconnects', async () => {
     const { fileURLToPath } = await import('node:url');
     const script = fileURLToPath(new URL('./serve-stdio.ts', import.meta.url));
-    const cmd = JSON.stringify([process.execPath, '--import', 'tsx', script]);
+    const cmd = JSON.stringify([process.execPath, script]);
     const r = await run('nbdsh', ['-c', `
 h.connect_command(${cmd})
 h.pwrite(b'stdio!', 4096)

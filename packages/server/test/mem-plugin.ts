@@ -23,7 +23,10 @@ export interface MemOptions {
 
 export class SparseMemory {
   readonly pages = new Map<number, Buffer>();
-  constructor(readonly size: number) {}
+  readonly size: number;
+
+  constructor(size: number) {
+    this.size = size;}
 
   readInto(buf: Buffer, offset: number): void {
     let done = 0;

@@ -11,18 +11,23 @@ export class Forwarder {
   /** http://127.0.0.1:PORT, valid once up() has run. */
   get base(): string { return `http://127.0.0.1:${this.port}`; }
   port = 0;
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  constructor(private readonly targetPort: number, private readonly targetHost = '127.0.0.1') {}
+  #server: Server | undefined;
+  readonly #sockets = new Set<Socket>();
+  readonly #targetPort: number;
+  readonly #targetHost;
+
+  constructor(targetPort: number, targetHost = '127.0.0.1') {
+    this.#targetPort = targetPort;
+    this.#targetHost = targetHost;}
 
   /** Listen (again, on the same port once one was chosen) and forward new connections. */
   async up(): Promise<void> {
-    if (this.server) return;
+    if (this.#server) return;
     const server = createServer((client) => {
-      const upstream = connect(this.targetPort, this.targetHost);
+      const upstream = connect(this.#targetPort, this.#targetHost);
       for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
         s.on('error', () => { client.destroy(); upstream.destroy(); });
       }
       client.pipe(upstream).pipe(client);
@@ -32,16 +37,16 @@ export class Forwarder {
       server.listen(this.port, '127.0.0.1', () => resolve());
     });
     this.port = (server.address() as { port: number }).port;
-    this.server = server;
+    this.#server = server;
   }
 
   /** Stop listening (new connections are refused) and reset every open connection. */
   async down(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
+    const server = this.#server;
+    this.#server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.resetAndDestroy();
+    for (const s of this.#sockets) s.resetAndDestroy();
     await closed;
   }
 }

@@ -42,20 +42,23 @@ export interface Reply {
 }
 
 export class RawClient {
-  private chunks: Buffer[] = [];
-  private total = 0;
-  private waiters: Array<() => void> = [];
-  private ended = false;
+  #chunks: Buffer[] = [];
+  #total = 0;
+  #waiters: Array<() => void> = [];
+  #ended = false;
   /** Set once the server closed the connection (or it failed). */
   closed = false;
   /** Replies gathered per cookie, for structured replies that arrive in several chunks. */
-  private readonly reads = new Map<bigint, { offset: bigint; length: number }>();
+  readonly #reads = new Map<bigint, { offset: bigint; length: number }>();
   structured = false;
 
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (c: Buffer) => { this.chunks.push(c); this.total += c.length; this.wake(); });
-    socket.on('end', () => { this.ended = true; this.wake(); });
-    socket.on('close', () => { this.closed = true; this.ended = true; this.wake(); });
+  readonly socket: net.Socket;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (c: Buffer) => { this.#chunks.push(c); this.#total += c.length; this.#wake(); });
+    socket.on('end', () => { this.#ended = true; this.#wake(); });
+    socket.on('close', () => { this.closed = true; this.#ended = true; this.#wake(); });
     socket.on('error', () => { /* reported as close */ });
   }
 
@@ -67,50 +70,50 @@ export class RawClient {
     });
   }
 
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
     for (const f of w) f();
   }
 
   /** Exactly n bytes; rejects if the connection ends first or after timeoutMs. */
   async read(n: number, timeoutMs = 10_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
-    while (this.total < n) {
-      if (this.ended) throw new Error(`connection closed after ${this.total} of ${n} bytes`);
+    while (this.#total < n) {
+      if (this.#ended) throw new Error(`connection closed after ${this.#total} of ${n} bytes`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.total})`);
+      if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.#total})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.#waiters.push(() => { clearTimeout(t); resolve(); });
       });
     }
     // Join only the chunks needed (joining everything buffered each time would be quadratic).
     let have = 0;
     let k = 0;
-    while (have < n) have += this.chunks[k++]!.length;
-    const joined = k === 1 ? this.chunks[0]! : Buffer.concat(this.chunks.slice(0, k), have);
-    this.chunks.splice(0, k);
-    if (have > n) this.chunks.unshift(joined.subarray(n));
-    this.total -= n;
+    while (have < n) have += this.#chunks[k++]!.length;
+    const joined = k === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks.slice(0, k), have);
+    this.#chunks.splice(0, k);
+    if (have > n) this.#chunks.unshift(joined.subarray(n));
+    this.#total -= n;
     return joined.subarray(0, n);
   }
 
   /** Resolves true when the server closes the connection within timeoutMs (buffered data is ignored). */
   async waitClosed(timeoutMs = 5000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.ended) {
+    while (!this.#ended) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.#waiters.push(() => { clearTimeout(t); resolve(); });
       });
     }
     return true;
   }
 
-  get buffered(): number { return this.total; }
+  get buffered(): number { return this.#total; }
 
   write(b: Buffer): void { this.socket.write(b); }
 
@@ -218,7 +221,7 @@ export class RawClient {
 
   /** Send a request (header plus optional payload). READ lengths are remembered to parse simple replies. */
   request(r: RequestFields, payload?: Buffer): void {
-    if (r.type === Cmd.READ) this.reads.set(BigInt.asUintN(64, r.cookie), { offset: BigInt(r.offset), length: r.length });
+    if (r.type === Cmd.READ) this.#reads.set(BigInt.asUintN(64, r.cookie), { offset: BigInt(r.offset), length: r.length });
     this.write(encodeRequest(r, payload));
   }
 
@@ -229,14 +232,14 @@ export class RawClient {
       const b = await this.read(12, timeoutMs);
       const error = b.readUInt32BE(0);
       const cookie = b.readBigUInt64BE(4);
-      const rd = this.reads.get(cookie);
-      this.reads.delete(cookie);
+      const rd = this.#reads.get(cookie);
+      this.#reads.delete(cookie);
       const reply: Reply = { cookie, error, structured: false };
       if (rd && error === 0) reply.data = await this.read(rd.length, timeoutMs);
       return reply;
     }
     if (magic !== STRUCTURED_REPLY_MAGIC) throw new Error(`bad reply magic 0x${magic.toString(16)}`);
-    let cookie = 0n;
+    let cookie: bigint;
     let error = 0;
     let errorMessage: string | undefined;
     const chunkTypes: number[] = [];
@@ -254,7 +257,7 @@ export class RawClient {
       const len = h.readUInt32BE(12);
       const payload = len ? await this.read(len, timeoutMs) : Buffer.alloc(0);
       chunkTypes.push(type);
-      const rd = this.reads.get(cookie);
+      const rd = this.#reads.get(cookie);
       if (type === ReplyType.OFFSET_DATA || type === ReplyType.OFFSET_HOLE) {
         if (!rd) throw new Error('content chunk for a request that is not a read');
         data ??= Buffer.alloc(rd.length);
@@ -276,7 +279,7 @@ export class RawClient {
       }
       if (flags & ReplyFlag.DONE) break;
     }
-    this.reads.delete(cookie);
+    this.#reads.delete(cookie);
     const reply: Reply = { cookie, error, structured: true, chunkTypes };
     if (data && error === 0) reply.data = data;
     if (extents) reply.extents = extents;

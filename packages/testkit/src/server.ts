@@ -23,7 +23,7 @@ export interface StartOptions {
   pidfile?: boolean;
   env?: Record<string, string | undefined>;
   cwd?: string;
-  /** How long the server may take to start listening. Default 30 s (tsx start-up is slow on a busy box). */
+  /** How long the server may take to start listening. Default 30 s (start-up is slow on a busy box). */
   startTimeoutMs?: number;
 }
 

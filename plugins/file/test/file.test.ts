@@ -105,7 +105,7 @@ describe('file plugin', () => {
         await p.getReady(p.config.parse({ file: ${JSON.stringify(file)} }));
         const h = await p.open('', false);
         console.log(JSON.stringify({ canWrite: await p.canWrite(h), size: await p.getSize(h) }));`;
-      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
         uid: 65534, gid: 65534, cwd: path.resolve(import.meta.dirname, '../../..'), encoding: 'utf8', timeout: 30_000,
       });
       expect(child.status, child.stderr).toBe(0);

@@ -1,6 +1,6 @@
 /**
  * Slab size trade-off for the memory plugin's store (docs/plugins/memory.md):
- *   node --expose-gc --import tsx bench/slab-size.ts SLAB_BYTES [WRITES]
+ *   node --expose-gc bench/slab-size.ts SLAB_BYTES [WRITES]
  * First-touch 4 KiB random writes on a fresh 4 GiB store (the case slabs speed
  * up), then the memory held (slabs, arrayBuffers, RSS) after trimming a random
  * half, then 90%, of the pages. SLAB_BYTES=65536 is one buffer per page.

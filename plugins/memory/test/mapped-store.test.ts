@@ -25,7 +25,14 @@ class PageModel {
   readonly bytes: Buffer;
   readonly data: boolean[];
 
-  constructor(readonly size: number, readonly ps: number, readonly shared: boolean) {
+  readonly size: number;
+  readonly ps: number;
+  readonly shared: boolean;
+
+  constructor(size: number, ps: number, shared: boolean) {
+    this.size = size;
+    this.ps = ps;
+    this.shared = shared;
     this.bytes = Buffer.alloc(size);
     this.data = new Array<boolean>(Math.ceil(size / ps)).fill(false);
   }

@@ -33,9 +33,14 @@ const PROBE_KEY = 'nbdts-endpoint-probe';
 
 /** Thrown by the probe middleware to stop the request it captured (an Error, so the SDK passes it through). */
 class Captured extends Error {
-  constructor(readonly request: { protocol: string; hostname: string; port?: number; path: string },
-    readonly authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined) {
+  readonly request: { protocol: string; hostname: string; port?: number; path: string };
+  readonly authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined;
+
+  constructor(request: { protocol: string; hostname: string; port?: number; path: string },
+    authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined) {
     super('endpoint probe');
+    this.request = request;
+    this.authScheme = authScheme;
   }
 }
 

@@ -109,7 +109,7 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
     const fwd = await forwarder();
     const geometry = ['size=8M', 'object-size=256K'];
     let srv = await serve(fwd.base, [`key=${key}`, ...geometry]);
-    let backAt = 0;
+    let backAt: number;
     try {
       // A: flushed before the outage (objects 0-3, now cached).
       await py(srv.uri, 'h.pwrite(b"\\xa1" * 1048576, 0); h.flush()');
@@ -174,7 +174,7 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
     const fwd = await forwarder();
     // Single-object mode is read-only; readahead=0 so the range read during the outage is not cached already.
     const srv = await serve(fwd.base, ['key=img', 'chunk-size=256K', 'readahead=0']);
-    let backAt = 0;
+    let backAt: number;
     try {
       const chunk = (off: number): string => sha256(image.subarray(off, off + 256 * KiB));
       await py(srv.uri, `import hashlib; assert hashlib.sha256(h.pread(262144, 0)).hexdigest() == "${chunk(0)}"`);

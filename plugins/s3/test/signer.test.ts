@@ -14,7 +14,10 @@ interface WireRequest {
 
 /** Thrown by the request handler with what the SDK would have sent (an Error, so the SDK passes it through). */
 class Sent extends Error {
-  constructor(readonly request: WireRequest) { super('captured'); }
+  readonly request: WireRequest;
+
+  constructor(request: WireRequest) { super('captured');
+    this.request = request; }
 }
 
 const creds = { accessKeyId: 'AKIDEXAMPLE0000000', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'FwoGZXIvYXdzEJr//////////token' };

@@ -120,7 +120,7 @@ export function resolveExports(c: SwiftConfig): ResolvedExports {
   const file = readSecretsFile(c.secrets);
   const toExport = (name: string, s: SecretsSection): ExportSettings => {
     const where = `${c.secrets} [${name}]`;
-    let readOnly = false;
+    let readOnly: boolean;
     try {
       readOnly = s['read-only'] !== undefined && parseBool(s['read-only'], `${where} read-only`);
     } catch (err) {

@@ -74,7 +74,10 @@ interface Outage { base: string; up(): Promise<void>; down(): Promise<void> }
 
 /** The real proxy, stopped and started by PID (scripts/stores/swift.sh stop-proxy / start-proxy). */
 class RealProxy implements Outage {
-  constructor(readonly base: string) {}
+  readonly base: string;
+
+  constructor(base: string) {
+    this.base = base;}
   async up(): Promise<void> {
     const r = await run('bash', [SWIFT_SH, 'start-proxy'], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`swift.sh start-proxy: ${r.stderr}`);

@@ -63,7 +63,7 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
     expect(line).toContain(url);
     expect(line).toMatch(/ECONNREFUSED/);
     expect(line).toMatch(/is Swift running and reachable/);
-    // Not retried for a minute at start-up: it fails fast (allow for tsx start-up on a busy box).
+    // Not retried for a minute at start-up: it fails fast (allow for start-up on a busy box).
     expect(Date.now() - t0).toBeLessThan(45_000);
   });
 

@@ -86,16 +86,24 @@ function parseJson(what: string, body: Buffer): unknown {
 export class V1Auth implements Authenticator {
   readonly canRefresh = true;
   readonly description: string;
-  constructor(private readonly url: string, private readonly user: string, private readonly key: Secret,
-    private readonly timeoutMs?: number) {
+  readonly #url: string;
+  readonly #user: string;
+  readonly #key: Secret;
+  readonly #timeoutMs: number | undefined;
+
+  constructor(url: string, user: string, key: Secret, timeoutMs?: number) {
+    this.#url = url;
+    this.#user = user;
+    this.#key = key;
+    this.#timeoutMs = timeoutMs;
     this.description = `auth v1 user ${user} at ${url}`;
   }
 
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
-    const what = `authenticating ${this.user} at ${this.url}`;
+    const what = `authenticating ${this.#user} at ${this.#url}`;
     const res = await send({
-      method: 'GET', url: this.url, what, signal, timeoutMs: this.timeoutMs,
-      headers: { 'X-Auth-User': this.user, 'X-Auth-Key': this.key.reveal() },
+      method: 'GET', url: this.#url, what, signal, timeoutMs: this.#timeoutMs,
+      headers: { 'X-Auth-User': this.#user, 'X-Auth-Key': this.#key.reveal() },
     }, transport);
     if (res.status < 200 || res.status >= 300) {
       throw authFailed(what, res.status, res.body.toString('utf8'), 'check username (account:user for tempauth) and password');
@@ -130,23 +138,26 @@ export function pickEndpoint(endpoints: CatalogEndpoint[], region: string | unde
 export class V2Auth implements Authenticator {
   readonly canRefresh = true;
   readonly description: string;
-  private readonly url: string;
-  constructor(authUrl: string, private readonly o: AuthOptions) {
+  readonly #url: string;
+  readonly #o: AuthOptions;
+
+  constructor(authUrl: string, o: AuthOptions) {
+    this.#o = o;
     const base = trimSlash(authUrl);
-    this.url = base.endsWith('/tokens') ? base : /\/v2\.0$/.test(base) ? `${base}/tokens` : `${base}/v2.0/tokens`;
+    this.#url = base.endsWith('/tokens') ? base : /\/v2\.0$/.test(base) ? `${base}/tokens` : `${base}/v2.0/tokens`;
     this.description = `keystone v2 user ${o.username ?? o.userId} at ${authUrl}`;
   }
 
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
-    const o = this.o;
-    const what = `authenticating ${o.username ?? o.userId} at ${this.url}`;
+    const o = this.#o;
+    const what = `authenticating ${o.username ?? o.userId} at ${this.#url}`;
     const auth: Record<string, unknown> = {
       passwordCredentials: { username: o.username ?? o.userId, password: o.password?.reveal() ?? '' },
     };
     if (o.projectId) auth.tenantId = o.projectId;
     else if (o.projectName) auth.tenantName = o.projectName;
     const res = await send({
-      method: 'POST', url: this.url, what, signal, timeoutMs: o.timeoutMs,
+      method: 'POST', url: this.#url, what, signal, timeoutMs: o.timeoutMs,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify({ auth }),
     }, transport);
@@ -176,17 +187,20 @@ export class V2Auth implements Authenticator {
 export class V3Auth implements Authenticator {
   readonly canRefresh = true;
   readonly description: string;
-  private readonly url: string;
-  constructor(authUrl: string, private readonly o: AuthOptions) {
+  readonly #url: string;
+  readonly #o: AuthOptions;
+
+  constructor(authUrl: string, o: AuthOptions) {
+    this.#o = o;
     const base = trimSlash(authUrl);
-    this.url = base.endsWith('/auth/tokens') ? base : /\/v3$/.test(base) ? `${base}/auth/tokens` : `${base}/v3/auth/tokens`;
+    this.#url = base.endsWith('/auth/tokens') ? base : /\/v3$/.test(base) ? `${base}/auth/tokens` : `${base}/v3/auth/tokens`;
     const who = o.applicationCredentialId ?? o.applicationCredentialName ?? o.username ?? o.userId;
     this.description = `keystone v3 ${o.applicationCredentialId || o.applicationCredentialName ? 'application credential' : 'user'} ${who} at ${authUrl}`;
   }
 
   /** The JSON body of POST /v3/auth/tokens. Exported for tests: secrets are revealed here only. */
   requestBody(): unknown {
-    const o = this.o;
+    const o = this.#o;
     const domain = (name?: string, id?: string): Record<string, string> => (id ? { id } : { name: name ?? 'Default' });
     const user: Record<string, unknown> = o.userId ? { id: o.userId } : { name: o.username, domain: domain(o.userDomainName, o.userDomainId) };
     if (o.applicationCredentialId || o.applicationCredentialName) {
@@ -212,10 +226,10 @@ export class V3Auth implements Authenticator {
   }
 
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
-    const o = this.o;
+    const o = this.#o;
     const what = `authenticating ${this.description}`;
     const res = await send({
-      method: 'POST', url: this.url, what, signal, timeoutMs: o.timeoutMs,
+      method: 'POST', url: this.#url, what, signal, timeoutMs: o.timeoutMs,
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(this.requestBody()),
     }, transport);
@@ -245,11 +259,16 @@ export class V3Auth implements Authenticator {
 export class StaticAuth implements Authenticator {
   readonly canRefresh = false;
   readonly description: string;
-  constructor(private readonly storageUrl: string, private readonly token: Secret) {
+  readonly #storageUrl: string;
+  readonly #token: Secret;
+
+  constructor(storageUrl: string, token: Secret) {
+    this.#storageUrl = storageUrl;
+    this.#token = token;
     this.description = `fixed token for ${storageUrl}`;
   }
   authenticate(): Promise<Credentials> {
-    return Promise.resolve({ storageUrl: this.storageUrl, token: this.token });
+    return Promise.resolve({ storageUrl: this.#storageUrl, token: this.#token });
   }
 }
 
@@ -257,12 +276,17 @@ export class StaticAuth implements Authenticator {
 class StorageUrlOverride implements Authenticator {
   readonly canRefresh: boolean;
   readonly description: string;
-  constructor(private readonly inner: Authenticator, private readonly storageUrl: string) {
+  readonly #inner: Authenticator;
+  readonly #storageUrl: string;
+
+  constructor(inner: Authenticator, storageUrl: string) {
+    this.#inner = inner;
+    this.#storageUrl = storageUrl;
     this.canRefresh = inner.canRefresh;
     this.description = `${inner.description}, storage ${storageUrl}`;
   }
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
-    return { ...(await this.inner.authenticate(signal, transport)), storageUrl: this.storageUrl };
+    return { ...(await this.#inner.authenticate(signal, transport)), storageUrl: this.#storageUrl };
   }
 }
 

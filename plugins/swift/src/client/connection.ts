@@ -44,7 +44,10 @@ export class SwiftConnection {
   #pending: Promise<Credentials> | undefined;
 
   /** `connections`: sockets per host; the default (32) exceeds the plugin's requests in flight, so none waits for a socket. */
-  constructor(readonly auth: Authenticator, options: { timeoutMs?: number; connections?: number } = {}) {
+  readonly auth: Authenticator;
+
+  constructor(auth: Authenticator, options: { timeoutMs?: number; connections?: number } = {}) {
+    this.auth = auth;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.transport = new HttpTransport({ connections: options.connections });
   }

@@ -35,7 +35,12 @@ export class SwiftContainerStore implements ObjectStore {
   readonly description: string;
   readonly #listLimit: number;
 
-  constructor(readonly conn: SwiftConnection, readonly container: string, options: ContainerStoreOptions = {}) {
+  readonly conn: SwiftConnection;
+  readonly container: string;
+
+  constructor(conn: SwiftConnection, container: string, options: ContainerStoreOptions = {}) {
+    this.conn = conn;
+    this.container = container;
     this.description = `swift container ${container} (${conn.description})`;
     this.#listLimit = options.listLimit ?? 10_000;
   }
