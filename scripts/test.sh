@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The test command: setup (skip with NBDTS_SKIP_SETUP=1), then type-check,
-# lint, and every vitest test (unit, plugin and end-to-end with real clients).
+# lint, the formatter's check, and every vitest test (unit, plugin and end-to-end with real clients).
 # Extra arguments go to vitest, e.g. `scripts/test.sh packages/e2e`.
 # The last line printed is always `N passed, N failed[, N skipped]`, counted
-# from vitest's JSON report; a failed type-check or lint counts as one failure.
+# from vitest's JSON report; a failed type-check, lint or format check counts
+# as one failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,7 @@ extra_failed=0
 
 echo "== typecheck"; npm run --silent typecheck || { echo "typecheck FAILED"; extra_failed=$((extra_failed + 1)); }
 echo "== lint";      npm run --silent lint      || { echo "lint FAILED";      extra_failed=$((extra_failed + 1)); }
+echo "== format";    npm run --silent format:check >/dev/null || { npx prettier --list-different .; echo "format FAILED (npm run format fixes it)"; extra_failed=$((extra_failed + 1)); }
 echo "== vitest"
 npx vitest run --reporter=default --reporter=json --outputFile="$report" "$@"
 vitest_status=$?
