@@ -11,7 +11,10 @@ export default tseslint.config(
   {
     languageOptions: { globals: { ...globals.node }, ecmaVersion: 2023, sourceType: 'module' },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-explicit-any': 'error',
       'no-constant-condition': ['error', { checkLoops: false }],
       // One private-member style: ECMAScript #names (enforced at run time, and
@@ -19,7 +22,8 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: ':matches(PropertyDefinition, MethodDefinition[kind!="constructor"], TSAbstractPropertyDefinition)[accessibility="private"]',
+          selector:
+            ':matches(PropertyDefinition, MethodDefinition[kind!="constructor"], TSAbstractPropertyDefinition)[accessibility="private"]',
           message: 'Use an ECMAScript private name (#field) instead of the TypeScript `private` modifier.',
         },
         {

@@ -31,10 +31,17 @@ export function run(cmd, args, { env, cwd, timeoutMs = 600_000 } = {}) {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s) => { stderr += s; });
+    child.stdout.setEncoding('utf8').on('data', (s) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s) => {
+      stderr += s;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (e) => { clearTimeout(timer); rej(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      rej(e);
+    });
     child.on('close', (code) => {
       clearTimeout(timer);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -49,11 +56,22 @@ export async function startServer(kind, args, { env, startTimeoutMs = 30_000 } =
   const dir = makeTempDir('nbdts-bench-srv-');
   const socket = dir.join('nbd.sock');
   const [cmd, ...rest] = serverArgv(kind, socket, args);
-  const child = spawn(cmd, rest, { env: { ...process.env, ...env }, cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(cmd, rest, {
+    env: { ...process.env, ...env },
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (s) => { stderr += s; });
+  child.stderr.setEncoding('utf8').on('data', (s) => {
+    stderr += s;
+  });
   let exited = false;
-  const done = new Promise((res) => child.on('close', (code) => { exited = true; res(code); }));
+  const done = new Promise((res) =>
+    child.on('close', (code) => {
+      exited = true;
+      res(code);
+    }),
+  );
   const deadline = Date.now() + startTimeoutMs;
   while (!(await accepts(socket))) {
     if (exited || Date.now() > deadline) {
@@ -82,9 +100,15 @@ function accepts(path) {
   if (!existsSync(path)) return Promise.resolve(false);
   return new Promise((res) => {
     const s = connect(path);
-    s.once('data', () => { s.destroy(); res(true); }); // the NBD greeting
+    s.once('data', () => {
+      s.destroy();
+      res(true);
+    }); // the NBD greeting
     s.once('error', () => res(false));
-    s.setTimeout(5000, () => { s.destroy(); res(false); });
+    s.setTimeout(5000, () => {
+      s.destroy();
+      res(false);
+    });
   });
 }
 
@@ -98,14 +122,20 @@ export function median(xs) {
 export async function requireTools(tools) {
   const missing = [];
   for (const [tool, pkg] of tools) {
-    try { await run('sh', ['-c', `command -v ${tool}`]); } catch { missing.push(`${tool} (Debian package ${pkg})`); }
+    try {
+      await run('sh', ['-c', `command -v ${tool}`]);
+    } catch {
+      missing.push(`${tool} (Debian package ${pkg})`);
+    }
   }
   if (missing.length) throw new Error(`missing tools: ${missing.join(', ')}; run scripts/setup.sh as root`);
 }
 
 /** fio with the NBD engine; returns the parsed first job. */
 export async function fio(uri, args) {
-  const r = await run('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--output-format=json', ...args], { cwd: tmpdir() });
+  const r = await run('fio', ['--name=bench', '--ioengine=nbd', `--uri=${uri}`, '--output-format=json', ...args], {
+    cwd: tmpdir(),
+  });
   return JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
 }
 
@@ -126,13 +156,21 @@ export function cpuSeconds(pid) {
  * A pid of 'self' is this process.
  */
 export async function measured(pids, fn) {
-  const before = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, p === 'self' ? process.cpuUsage() : cpuSeconds(p)]));
+  const before = Object.fromEntries(
+    Object.entries(pids).map(([k, p]) => [k, p === 'self' ? process.cpuUsage() : cpuSeconds(p)]),
+  );
   const t0 = process.hrtime.bigint();
   await fn();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cores = {};
   for (const [k, p] of Object.entries(pids)) {
-    const used = p === 'self' ? (() => { const u = process.cpuUsage(before[k]); return (u.user + u.system) / 1e6; })() : cpuSeconds(p) - before[k];
+    const used =
+      p === 'self'
+        ? (() => {
+            const u = process.cpuUsage(before[k]);
+            return (u.user + u.system) / 1e6;
+          })()
+        : cpuSeconds(p) - before[k];
     cores[k] = used / seconds;
   }
   return { seconds, cores };
@@ -153,7 +191,9 @@ export function fmt(v) {
 /** Run fn(0..count-1) with at most n at once. */
 export async function pool(n, count, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, count) }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
 }

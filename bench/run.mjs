@@ -27,13 +27,17 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  console.log('usage: node bench/run.mjs [--a nbdts] [--b nbdkit] [--rounds 3] [--runtime 5] [--size 1G] [--sections memory] [--only TEXT]');
+  console.log(
+    'usage: node bench/run.mjs [--a nbdts] [--b nbdkit] [--rounds 3] [--runtime 5] [--size 1G] [--sections memory] [--only TEXT]',
+  );
   console.log(`sections available: ${listSections().join(', ')}`);
   process.exit(0);
 }
 
 function listSections() {
-  return readdirSync(new URL('./sections/', import.meta.url)).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4));
+  return readdirSync(new URL('./sections/', import.meta.url))
+    .filter((f) => f.endsWith('.mjs'))
+    .map((f) => f.slice(0, -4));
 }
 
 const rounds = Number(opt.rounds);
@@ -42,8 +46,10 @@ const kinds = [opt.a, opt.b];
 const label = (k, i) => (kinds[0] === kinds[1] ? `${k}#${i + 1}` : k);
 const results = []; // { section, name, unit, samples: [[...A], [...B]] }
 
-console.log(`# nbdts benchmark: A=${label(kinds[0], 0)} B=${label(kinds[1], 1)}, ${rounds} rounds, ` +
-  `size ${opt.size}, fio runtime ${config.runtime}s, ${new Date().toISOString()}`);
+console.log(
+  `# nbdts benchmark: A=${label(kinds[0], 0)} B=${label(kinds[1], 1)}, ${rounds} rounds, ` +
+    `size ${opt.size}, fio runtime ${config.runtime}s, ${new Date().toISOString()}`,
+);
 
 for (const name of opt.sections.split(',')) {
   const mod = await import(`./sections/${name}.mjs`);
@@ -55,7 +61,7 @@ for (const name of opt.sections.split(',')) {
   if (section.run) {
     await section.setup?.();
     try {
-      results.push(...await section.run({ rounds, only: opt.only, log: (s) => console.log(s) }));
+      results.push(...(await section.run({ rounds, only: opt.only, log: (s) => console.log(s) })));
     } finally {
       await section.teardown?.();
     }
@@ -82,7 +88,11 @@ for (const name of opt.sections.split(',')) {
           let v;
           if (b.fresh) {
             const srv = await startServer(kinds[i], section.servers[kinds[i]], { env: section.env?.[kinds[i]] });
-            try { v = await b.run(srv.uri); } finally { await srv.stop(); }
+            try {
+              v = await b.run(srv.uri);
+            } finally {
+              await srv.stop();
+            }
           } else {
             v = await b.run(servers[i].uri);
           }
@@ -109,6 +119,9 @@ for (const r of results) {
   const spread = r.samples.map((xs) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`).join(' / ');
   console.log(`| ${r.section} | ${r.name} | ${r.unit} | ${fmt(ma)} | ${fmt(mb)} | ${ratio.toFixed(2)} | ${spread} |`);
 }
-console.log(`\nHigher is better for every unit; ratio > 1 means ${A} is faster. ${A} and ${B} columns: medians of ${rounds} rounds;` +
-  ` ratio: median of the per-round ratios; range: min-max of each.`);
-if (results.some((r) => r.labels)) console.log(`Rows naming "X vs Y" (from sections with their own run()): the ${A} column is X, the ${B} column Y.`);
+console.log(
+  `\nHigher is better for every unit; ratio > 1 means ${A} is faster. ${A} and ${B} columns: medians of ${rounds} rounds;` +
+    ` ratio: median of the per-round ratios; range: min-max of each.`,
+);
+if (results.some((r) => r.labels))
+  console.log(`Rows naming "X vs Y" (from sections with their own run()): the ${A} column is X, the ${B} column Y.`);

@@ -17,7 +17,11 @@ export default function memorySection({ sizeBytes = GiB, runtime = 5 } = {}) {
   };
   return {
     name: 'memory',
-    tools: [['nbdcopy', 'libnbd-bin'], ['fio', 'fio'], ['nbdkit', 'nbdkit']],
+    tools: [
+      ['nbdcopy', 'libnbd-bin'],
+      ['fio', 'fio'],
+      ['nbdkit', 'nbdkit'],
+    ],
     servers: { nbdts: ['memory', `size=${sizeBytes}`], nbdkit: ['memory', `size=${sizeBytes}`] },
 
     // The write source is a file of random bytes in tmpfs: reading it costs
@@ -45,32 +49,56 @@ export default function memorySection({ sizeBytes = GiB, runtime = 5 } = {}) {
     benchmarks: [
       {
         // Both servers stay up for the section, so after the first round this rewrites data already there.
-        name: `nbdcopy write ${human(sizeBytes)}`, unit: 'MiB/s', run: (uri) => copyIn(uri),
+        name: `nbdcopy write ${human(sizeBytes)}`,
+        unit: 'MiB/s',
+        run: (uri) => copyIn(uri),
       },
       {
         // Into a freshly started server every round: every page is written for the first time.
-        name: `nbdcopy write ${human(sizeBytes)}, fresh disk`, unit: 'MiB/s', fresh: true, run: (uri) => copyIn(uri),
+        name: `nbdcopy write ${human(sizeBytes)}, fresh disk`,
+        unit: 'MiB/s',
+        fresh: true,
+        run: (uri) => copyIn(uri),
       },
       {
-        name: `nbdcopy read ${human(sizeBytes)} to null:`, unit: 'MiB/s',
+        name: `nbdcopy read ${human(sizeBytes)} to null:`,
+        unit: 'MiB/s',
         async run(uri) {
           const r = await run('nbdcopy', [uri, 'null:']);
           return sizeBytes / (1 << 20) / r.seconds;
         },
       },
       {
-        name: 'fio 4k randread QD64', unit: 'IOPS',
+        name: 'fio 4k randread QD64',
+        unit: 'IOPS',
         async run(uri) {
-          const j = await fio(uri, ['--rw=randread', '--bs=4k', '--iodepth=64', `--size=${sizeBytes}`,
-            '--time_based', `--runtime=${runtime}`, '--norandommap', '--randrepeat=0']);
+          const j = await fio(uri, [
+            '--rw=randread',
+            '--bs=4k',
+            '--iodepth=64',
+            `--size=${sizeBytes}`,
+            '--time_based',
+            `--runtime=${runtime}`,
+            '--norandommap',
+            '--randrepeat=0',
+          ]);
           return j.read.iops;
         },
       },
       {
-        name: 'fio 4k randwrite QD64', unit: 'IOPS',
+        name: 'fio 4k randwrite QD64',
+        unit: 'IOPS',
         async run(uri) {
-          const j = await fio(uri, ['--rw=randwrite', '--bs=4k', '--iodepth=64', `--size=${sizeBytes}`,
-            '--time_based', `--runtime=${runtime}`, '--norandommap', '--randrepeat=0']);
+          const j = await fio(uri, [
+            '--rw=randwrite',
+            '--bs=4k',
+            '--iodepth=64',
+            `--size=${sizeBytes}`,
+            '--time_based',
+            `--runtime=${runtime}`,
+            '--norandommap',
+            '--randrepeat=0',
+          ]);
           return j.write.iops;
         },
       },

@@ -43,8 +43,12 @@ async function rgw() {
 function client(env, parallel) {
   const httpAgent = new Agent({ keepAlive: true, maxSockets: parallel, maxFreeSockets: parallel });
   return new sdk.S3Client({
-    region: 'us-east-1', endpoint: env.NBDTS_RGW_ENDPOINT, forcePathStyle: true, maxAttempts: 1,
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    region: 'us-east-1',
+    endpoint: env.NBDTS_RGW_ENDPOINT,
+    forcePathStyle: true,
+    maxAttempts: 1,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     credentials: { accessKeyId: env.NBDTS_RGW_ACCESS_KEY, secretAccessKey: env.NBDTS_RGW_SECRET_KEY },
     requestHandler: { httpAgent },
   });
@@ -57,20 +61,34 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
   // measured no better within noise, and would double the read-modify-write of small writes.
   const objectSize = parseSize(process.env.NBDTS_BENCH_S3_OBJECT_SIZE ?? '4M');
   const extra = (process.env.NBDTS_BENCH_S3_ARGS ?? '').split(/\s+/).filter(Boolean);
-  const extraValue = (name, dflt) => { const a = extra.find((x) => x.startsWith(`${name}=`)); return a ? a.slice(name.length + 1) : dflt; };
+  const extraValue = (name, dflt) => {
+    const a = extra.find((x) => x.startsWith(`${name}=`));
+    return a ? a.slice(name.length + 1) : dflt;
+  };
   // The raw client runs as many requests at once as the plugin (connections=, default 16)
   // and reads the single object in the plugin's chunk-size= ranges (default 1M).
   const parallel = Number(extraValue('connections', '16'));
   const chunkSize = parseSize(extraValue('chunk-size', '1M'));
-  if (sizeBytes % objectSize !== 0) throw new Error(`--size must be a multiple of the object size ${human(objectSize)}`);
+  if (sizeBytes % objectSize !== 0)
+    throw new Error(`--size must be a multiple of the object size ${human(objectSize)}`);
   const bucket = `nbdts-bench-${process.pid}-${Date.now().toString(36)}`;
   const objectKey = 'disk.img';
   let store; // { env, pids }
   let src; // { dir, file, data }
 
-  const creds = () => ({ NBDTS_BENCH_S3_ID: store.env.NBDTS_RGW_ACCESS_KEY, NBDTS_BENCH_S3_KEY: store.env.NBDTS_RGW_SECRET_KEY });
+  const creds = () => ({
+    NBDTS_BENCH_S3_ID: store.env.NBDTS_RGW_ACCESS_KEY,
+    NBDTS_BENCH_S3_KEY: store.env.NBDTS_RGW_SECRET_KEY,
+  });
   const common = () => [`endpoint-url=${store.env.NBDTS_RGW_ENDPOINT}`, `bucket=${bucket}`];
-  const nbdtsArgs = (more) => ['s3', ...common(), 'access-key=env:NBDTS_BENCH_S3_ID', 'secret-key=env:NBDTS_BENCH_S3_KEY', ...more, ...extra];
+  const nbdtsArgs = (more) => [
+    's3',
+    ...common(),
+    'access-key=env:NBDTS_BENCH_S3_ID',
+    'secret-key=env:NBDTS_BENCH_S3_KEY',
+    ...more,
+    ...extra,
+  ];
 
   /** Start a server, run one timed nbdcopy on it, stop it. Returns MiB/s and CPU cores used. */
   async function throughServer(kind, args, env, nbdcopyArgs) {
@@ -98,7 +116,9 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
     const keys = [];
     let token;
     do {
-      const page = await c.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+      const page = await c.send(
+        new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      );
       keys.push(...(page.Contents ?? []).map((o) => o.Key));
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -111,7 +131,11 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
 
   return {
     name: 's3',
-    tools: [['nbdcopy', 'libnbd-bin'], ['nbdkit', 'nbdkit'], ['bash', 'bash']],
+    tools: [
+      ['nbdcopy', 'libnbd-bin'],
+      ['nbdkit', 'nbdkit'],
+      ['bash', 'bash'],
+    ],
 
     // A fresh bucket per run; one object of random bytes for single-object mode,
     // and the same bytes in tmpfs as the split-mode write source (and in memory
@@ -129,9 +153,26 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
       } finally {
         c.destroy();
       }
-      await run(process.execPath, [join(repoRoot, 'plugins/s3/bin/nbdts-s3.js'), 'upload', file, bucket, objectKey,
-        '--endpoint-url', store.env.NBDTS_RGW_ENDPOINT, '--access-key', 'env:NBDTS_BENCH_S3_ID',
-        '--secret-key', 'env:NBDTS_BENCH_S3_KEY', '--jobs', String(parallel), '--quiet'], { env: creds(), cwd: repoRoot });
+      await run(
+        process.execPath,
+        [
+          join(repoRoot, 'plugins/s3/bin/nbdts-s3.js'),
+          'upload',
+          file,
+          bucket,
+          objectKey,
+          '--endpoint-url',
+          store.env.NBDTS_RGW_ENDPOINT,
+          '--access-key',
+          'env:NBDTS_BENCH_S3_ID',
+          '--secret-key',
+          'env:NBDTS_BENCH_S3_KEY',
+          '--jobs',
+          String(parallel),
+          '--quiet',
+        ],
+        { env: creds(), cwd: repoRoot },
+      );
     },
 
     async teardown() {
@@ -157,7 +198,9 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
       const samples = {}; // contender -> benchmark -> [{ mibs, cores }]
       const add = (who, bench, r) => {
         ((samples[who] ??= {})[bench] ??= []).push(r);
-        const cores = Object.entries(r.cores).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+        const cores = Object.entries(r.cores)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ');
         log(`  ${bench.padEnd(38)} ${who.padEnd(8)} ${fmt(r.mibs).padStart(6)} MiB/s  cores: ${cores}`);
       };
       // Rotate who goes first each round, so no contender always meets the warmest store.
@@ -166,18 +209,25 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
       const nbdkitEnv = {
         // nbdkit's Python plugin must find Debian's python3 (with boto3), not another one on PATH.
         PATH: `/usr/bin:${process.env.PATH}`,
-        AWS_ACCESS_KEY_ID: store.env.NBDTS_RGW_ACCESS_KEY, AWS_SECRET_ACCESS_KEY: store.env.NBDTS_RGW_SECRET_KEY,
+        AWS_ACCESS_KEY_ID: store.env.NBDTS_RGW_ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY: store.env.NBDTS_RGW_SECRET_KEY,
         AWS_DEFAULT_REGION: 'us-east-1',
       };
       const contenders1 = {
         nbdts: () => throughServer('nbdts', nbdtsArgs(['-r', `key=${objectKey}`]), creds(), (uri) => [uri, 'null:']),
-        nbdkit: () => throughServer('nbdkit', ['S3', ...common(), `key=${objectKey}`], nbdkitEnv, (uri) => [uri, 'null:']),
+        nbdkit: () =>
+          throughServer('nbdkit', ['S3', ...common(), `key=${objectKey}`], nbdkitEnv, (uri) => [uri, 'null:']),
         // Ranged GETs of chunk-size, `parallel` at once, bodies discarded: the store's ceiling.
-        raw: () => raw((c) => pool(parallel, Math.ceil(sizeBytes / chunkSize), async (i) => {
-          const end = Math.min(sizeBytes, (i + 1) * chunkSize) - 1;
-          const r = await c.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: `bytes=${i * chunkSize}-${end}` }));
-          for await (const chunk of r.Body) void chunk;
-        })),
+        raw: () =>
+          raw((c) =>
+            pool(parallel, Math.ceil(sizeBytes / chunkSize), async (i) => {
+              const end = Math.min(sizeBytes, (i + 1) * chunkSize) - 1;
+              const r = await c.send(
+                new sdk.GetObjectCommand({ Bucket: bucket, Key: objectKey, Range: `bytes=${i * chunkSize}-${end}` }),
+              );
+              for await (const chunk of r.Body) void chunk;
+            }),
+          ),
       };
       if (want(readObject)) {
         for (let round = 0; round < rounds; round++) {
@@ -198,24 +248,45 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
             for (const who of rotate(['nbdts', 'raw', 'raw-md5'], round)) {
               const key = `${who}-r${round}`;
               if (who === 'nbdts') {
-                add(who, splitWrite, await throughServer('nbdts', splitArgs(key), creds(), (uri) => ['--flush', src.file, uri]));
+                add(
+                  who,
+                  splitWrite,
+                  await throughServer('nbdts', splitArgs(key), creds(), (uri) => ['--flush', src.file, uri]),
+                );
                 add(who, splitRead, await throughServer('nbdts', splitArgs(key), creds(), (uri) => [uri, 'null:']));
               } else {
                 // raw-md5: the same PUTs with the check nbdts makes, Content-MD5 hashed in the timed part.
                 const md5 = who === 'raw-md5';
-                add(who, splitWrite, await raw((w) => pool(parallel, objects, (i) => {
-                  const body = src.data.subarray(i * objectSize, (i + 1) * objectSize);
-                  return w.send(new sdk.PutObjectCommand({
-                    Bucket: bucket, Key: rawKey(key, i), Body: body, ContentLength: objectSize,
-                    ContentMD5: md5 ? createHash('md5').update(body).digest('base64') : undefined,
-                  }));
-                })));
+                add(
+                  who,
+                  splitWrite,
+                  await raw((w) =>
+                    pool(parallel, objects, (i) => {
+                      const body = src.data.subarray(i * objectSize, (i + 1) * objectSize);
+                      return w.send(
+                        new sdk.PutObjectCommand({
+                          Bucket: bucket,
+                          Key: rawKey(key, i),
+                          Body: body,
+                          ContentLength: objectSize,
+                          ContentMD5: md5 ? createHash('md5').update(body).digest('base64') : undefined,
+                        }),
+                      );
+                    }),
+                  ),
+                );
                 // Reading back is the same for both: raw reads only.
                 if (!md5) {
-                  add(who, splitRead, await raw((g) => pool(parallel, objects, async (i) => {
-                    const r = await g.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: rawKey(key, i) }));
-                    for await (const chunk of r.Body) void chunk;
-                  })));
+                  add(
+                    who,
+                    splitRead,
+                    await raw((g) =>
+                      pool(parallel, objects, async (i) => {
+                        const r = await g.send(new sdk.GetObjectCommand({ Bucket: bucket, Key: rawKey(key, i) }));
+                        for await (const chunk of r.Body) void chunk;
+                      }),
+                    ),
+                  );
                 }
               }
               await deletePrefix(c, `${key}/`);
@@ -232,10 +303,17 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
         const A = samples.nbdts?.[bench]?.map((s) => s.mibs);
         const B = samples[b]?.[bench]?.map((s) => s.mibs);
         if (!A || !B) return;
-        rows.push({ section: 's3', name: `${bench} (nbdts vs ${label})`, labels: ['nbdts', label], unit: 'MiB/s', samples: [A, B] });
+        rows.push({
+          section: 's3',
+          name: `${bench} (nbdts vs ${label})`,
+          labels: ['nbdts', label],
+          unit: 'MiB/s',
+          samples: [A, B],
+        });
         const ratio = median(A.map((a, k) => a / B[k]));
         if (bar === undefined) log(`  ratio: nbdts/${label} ${bench}: ${ratio.toFixed(2)} (for comparison, no bar)`);
-        else log(`  bar: nbdts/${label} ${bench}: ${ratio.toFixed(2)} (bar ${bar}x: ${ratio >= bar ? 'met' : 'MISSED'})`);
+        else
+          log(`  bar: nbdts/${label} ${bench}: ${ratio.toFixed(2)} (bar ${bar}x: ${ratio >= bar ? 'met' : 'MISSED'})`);
       };
       row(readObject, 'nbdkit', 'nbdkit S3', 2);
       row(readObject, 'raw', 'raw GETs', 0.8);
@@ -246,7 +324,9 @@ export default function s3Section({ sizeBytes = 256 * MiB } = {}) {
       for (const [who, byBench] of Object.entries(samples)) {
         for (const [bench, xs] of Object.entries(byBench)) {
           const keys = Object.keys(xs[0].cores);
-          log(`  cpu ${who.padEnd(7)} ${bench.padEnd(38)} ${keys.map((k) => `${k} ${median(xs.map((x) => x.cores[k])).toFixed(2)}`).join(', ')}`);
+          log(
+            `  cpu ${who.padEnd(7)} ${bench.padEnd(38)} ${keys.map((k) => `${k} ${median(xs.map((x) => x.cores[k])).toFixed(2)}`).join(', ')}`,
+          );
         }
       }
       return rows;

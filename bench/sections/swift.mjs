@@ -41,18 +41,33 @@ async function loadPkgcloud(log) {
   const req = createRequire(join(benchDir, 'package.json'));
   try {
     return req('pkgcloud');
-  } catch { /* not installed yet */ }
+  } catch {
+    /* not installed yet */
+  }
   try {
     if (!existsSync(join(benchDir, 'package.json'))) {
-      writeFileSync(join(benchDir, 'package.json'), `${JSON.stringify({
-        name: 'nbdts-bench-deps', private: true, description: 'Benchmark-only dependencies (not part of the product)',
-      }, null, 2)}\n`);
+      writeFileSync(
+        join(benchDir, 'package.json'),
+        `${JSON.stringify(
+          {
+            name: 'nbdts-bench-deps',
+            private: true,
+            description: 'Benchmark-only dependencies (not part of the product)',
+          },
+          null,
+          2,
+        )}\n`,
+      );
     }
     log('  swift: installing pkgcloud into bench/node_modules (once) ...');
-    await run('npm', ['install', '--prefix', benchDir, '--no-audit', '--no-fund', '--no-save', 'pkgcloud@^2.2.0'], { timeoutMs: 300_000 });
+    await run('npm', ['install', '--prefix', benchDir, '--no-audit', '--no-fund', '--no-save', 'pkgcloud@^2.2.0'], {
+      timeoutMs: 300_000,
+    });
     return req('pkgcloud');
   } catch (err) {
-    log(`  swift: NOTE: pkgcloud could not be installed (${String(err.message).split('\n')[0]}); its figures are skipped`);
+    log(
+      `  swift: NOTE: pkgcloud could not be installed (${String(err.message).split('\n')[0]}); its figures are skipped`,
+    );
     return null;
   }
 }
@@ -63,7 +78,8 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
   const extra = (process.env.NBDTS_BENCH_SWIFT_ARGS ?? '').split(/\s+/).filter(Boolean);
   const conn = extra.find((x) => x.startsWith('connections='));
   const parallel = Number(conn ? conn.slice('connections='.length) : 16);
-  if (sizeBytes % objectSize !== 0) throw new Error(`--size must be a multiple of the object size ${human(objectSize)}`);
+  if (sizeBytes % objectSize !== 0)
+    throw new Error(`--size must be a multiple of the object size ${human(objectSize)}`);
   const objects = sizeBytes / objectSize;
   const prefix = `nbdts-bench-${process.pid}-${Date.now().toString(36)}`;
   const keyOf = (i) => `disk.part/${String(i).padStart(8, '0')}`;
@@ -74,8 +90,15 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
   const containers = new Set();
 
   const creds = () => ({ NBDTS_BENCH_SWIFT_KEY: store.env.NBDTS_SWIFT_KEY });
-  const nbdtsArgs = (container, more) => ['swift', `container=${container}`, `auth-url=${store.env.NBDTS_SWIFT_AUTH_URL}`,
-    `username=${store.env.NBDTS_SWIFT_USER}`, 'password=env:NBDTS_BENCH_SWIFT_KEY', ...more, ...extra];
+  const nbdtsArgs = (container, more) => [
+    'swift',
+    `container=${container}`,
+    `auth-url=${store.env.NBDTS_SWIFT_AUTH_URL}`,
+    `username=${store.env.NBDTS_SWIFT_USER}`,
+    'password=env:NBDTS_BENCH_SWIFT_KEY',
+    ...more,
+    ...extra,
+  ];
 
   async function authenticate() {
     const res = await fetch(store.env.NBDTS_SWIFT_AUTH_URL, {
@@ -88,14 +111,29 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
   async function swift(method, path, body) {
     const res = await fetch(`${auth.url}/${path}`, { method, body, headers: { 'X-Auth-Token': auth.token } });
     const buf = Buffer.from(await res.arrayBuffer());
-    if (!res.ok && !(method === 'DELETE' && res.status === 404)) throw new Error(`${method} ${path}: HTTP ${res.status}`);
+    if (!res.ok && !(method === 'DELETE' && res.status === 404))
+      throw new Error(`${method} ${path}: HTTP ${res.status}`);
     return buf;
   }
 
   async function deleteContainer(name) {
-    await run(process.execPath, [join(repoRoot, 'plugins/swift/bin/nbdts-swift.js'), '-a', store.env.NBDTS_SWIFT_AUTH_URL,
-      '-u', store.env.NBDTS_SWIFT_USER, '-p', 'env:NBDTS_BENCH_SWIFT_KEY', '-q', 'delete', name, '--force'],
-    { env: creds(), cwd: repoRoot }).catch((err) => console.error(`swift: could not delete ${name}: ${err.message.split('\n')[0]}`));
+    await run(
+      process.execPath,
+      [
+        join(repoRoot, 'plugins/swift/bin/nbdts-swift.js'),
+        '-a',
+        store.env.NBDTS_SWIFT_AUTH_URL,
+        '-u',
+        store.env.NBDTS_SWIFT_USER,
+        '-p',
+        'env:NBDTS_BENCH_SWIFT_KEY',
+        '-q',
+        'delete',
+        name,
+        '--force',
+      ],
+      { env: creds(), cwd: repoRoot },
+    ).catch((err) => console.error(`swift: could not delete ${name}: ${err.message.split('\n')[0]}`));
     containers.delete(name);
   }
 
@@ -117,16 +155,28 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
 
   function pkgcloudGetAll(container) {
     const client = pkgcloud.storage.createClient({
-      provider: 'openstack', version: 1, username: store.env.NBDTS_SWIFT_USER, password: store.env.NBDTS_SWIFT_KEY,
+      provider: 'openstack',
+      version: 1,
+      username: store.env.NBDTS_SWIFT_USER,
+      password: store.env.NBDTS_SWIFT_KEY,
       authUrl: new URL(store.env.NBDTS_SWIFT_AUTH_URL).origin,
     });
-    return pool(parallel, objects, (i) => new Promise((resolve, reject) => {
-      let got = 0;
-      const s = client.download({ container, remote: keyOf(i) });
-      s.on('data', (c) => { got += c.length; });
-      s.on('error', reject);
-      s.on('end', () => (got === objectSize ? resolve() : reject(new Error(`pkgcloud: ${keyOf(i)}: ${got} bytes`))));
-    }));
+    return pool(
+      parallel,
+      objects,
+      (i) =>
+        new Promise((resolve, reject) => {
+          let got = 0;
+          const s = client.download({ container, remote: keyOf(i) });
+          s.on('data', (c) => {
+            got += c.length;
+          });
+          s.on('error', reject);
+          s.on('end', () =>
+            got === objectSize ? resolve() : reject(new Error(`pkgcloud: ${keyOf(i)}: ${got} bytes`)),
+          );
+        }),
+    );
   }
 
   const write = `write ${human(sizeBytes)}, ${human(objectSize)} objects`;
@@ -134,7 +184,10 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
 
   return {
     name: 'swift',
-    tools: [['nbdcopy', 'libnbd-bin'], ['bash', 'bash']],
+    tools: [
+      ['nbdcopy', 'libnbd-bin'],
+      ['bash', 'bash'],
+    ],
 
     async setup() {
       store = await swiftStore();
@@ -160,7 +213,9 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
       const samples = {}; // contender -> benchmark -> [{ mibs, cores }]
       const add = (who, bench, r) => {
         ((samples[who] ??= {})[bench] ??= []).push(r);
-        const cores = Object.entries(r.cores).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+        const cores = Object.entries(r.cores)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ');
         log(`  ${bench.padEnd(34)} ${who.padEnd(8)} ${fmt(r.mibs).padStart(6)} MiB/s  cores: ${cores}`);
       };
       const rotate = (xs, round) => xs.map((_, k) => xs[(k + round) % xs.length]);
@@ -175,17 +230,30 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
             if (want(read)) add(who, read, await throughServer(nbdtsArgs(container, []), (uri) => [uri, 'null:']));
           } else {
             await swift('PUT', container);
-            add(who, write, await direct(() => pool(parallel, objects, (i) =>
-              swift('PUT', `${container}/${keyOf(i)}`, src.data.subarray(i * objectSize, (i + 1) * objectSize)))));
+            add(
+              who,
+              write,
+              await direct(() =>
+                pool(parallel, objects, (i) =>
+                  swift('PUT', `${container}/${keyOf(i)}`, src.data.subarray(i * objectSize, (i + 1) * objectSize)),
+                ),
+              ),
+            );
             if (want(read)) {
               const order = pkgcloud ? rotate(['raw', 'pkgcloud'], round) : ['raw'];
               for (const reader of order) {
-                add(reader, read, await direct(() => (reader === 'raw'
-                  ? pool(parallel, objects, async (i) => {
-                    const b = await swift('GET', `${container}/${keyOf(i)}`);
-                    if (b.length !== objectSize) throw new Error(`GET ${keyOf(i)}: ${b.length} bytes`);
-                  })
-                  : pkgcloudGetAll(container))));
+                add(
+                  reader,
+                  read,
+                  await direct(() =>
+                    reader === 'raw'
+                      ? pool(parallel, objects, async (i) => {
+                          const b = await swift('GET', `${container}/${keyOf(i)}`);
+                          if (b.length !== objectSize) throw new Error(`GET ${keyOf(i)}: ${b.length} bytes`);
+                        })
+                      : pkgcloudGetAll(container),
+                  ),
+                );
               }
             }
           }
@@ -198,9 +266,17 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
         const A = samples[a]?.[bench]?.map((s) => s.mibs);
         const B = samples[b]?.[bench]?.map((s) => s.mibs);
         if (!A || !B) return;
-        rows.push({ section: 'swift', name: `${bench} (${a} vs ${b})`, labels: [a, b], unit: 'MiB/s', samples: [A, B] });
+        rows.push({
+          section: 'swift',
+          name: `${bench} (${a} vs ${b})`,
+          labels: [a, b],
+          unit: 'MiB/s',
+          samples: [A, B],
+        });
         const ratio = median(A.map((x, k) => x / B[k]));
-        log(`  ratio ${a}/${b} ${bench}: ${ratio.toFixed(2)}${bar ? ` (bar ${bar}x: ${ratio >= bar ? 'met' : 'MISSED'})` : ''}`);
+        log(
+          `  ratio ${a}/${b} ${bench}: ${ratio.toFixed(2)}${bar ? ` (bar ${bar}x: ${ratio >= bar ? 'met' : 'MISSED'})` : ''}`,
+        );
       };
       ratioRow(write, 'nbdts', 'raw', 0.8);
       ratioRow(read, 'nbdts', 'raw', 0.8);
@@ -208,8 +284,10 @@ export default function swiftSection({ sizeBytes = 256 * MiB } = {}) {
       for (const [who, byBench] of Object.entries(samples)) {
         for (const [bench, xs] of Object.entries(byBench)) {
           const keys = Object.keys(xs[0].cores);
-          log(`  median ${who.padEnd(8)} ${bench.padEnd(34)} ${fmt(median(xs.map((x) => x.mibs)))} MiB/s; cpu ` +
-            `${keys.map((k) => `${k} ${median(xs.map((x) => x.cores[k])).toFixed(2)}`).join(', ')}`);
+          log(
+            `  median ${who.padEnd(8)} ${bench.padEnd(34)} ${fmt(median(xs.map((x) => x.mibs)))} MiB/s; cpu ` +
+              `${keys.map((k) => `${k} ${median(xs.map((x) => x.cores[k])).toFixed(2)}`).join(', ')}`,
+          );
         }
       }
       return rows;

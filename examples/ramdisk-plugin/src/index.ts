@@ -8,17 +8,16 @@
  * optional except open, getSize and pread (or read).
  */
 import { constants as bufferConstants } from 'node:buffer';
-import {
-  ConfigError, ExtentType, Flag, definePlugin, formatSize, log, param, z,
-  type Extent,
-} from '@nbdts/plugin-api';
+import { ConfigError, ExtentType, Flag, definePlugin, formatSize, log, param, z, type Extent } from '@nbdts/plugin-api';
 
 // Parameters: a zod object. Every value arrives as a string from `key=value`;
 // the param helpers parse it. Keys are camelCase here, kebab-case on the command line.
 const config = z.object({
   size: param.size().describe('Disk size, e.g. 64M'),
   pattern: z.string().optional().describe('Fill the disk with this text, repeated (default: zeros)'),
-  shared: param.bool().default(true)
+  shared: param
+    .bool()
+    .default(true)
     .describe('true: all connections see one disk; false: each connection gets its own, freed when it disconnects'),
 });
 type Config = z.output<typeof config>;
@@ -43,7 +42,9 @@ function makeDisk(): Buffer {
   } catch (err) {
     // One Buffer may be as large as the address space, but the memory must exist.
     if (!(err instanceof RangeError)) throw err;
-    throw new ConfigError(`ramdisk: cannot allocate ${formatSize(settings.size)} at once (${err.message}); use the memory plugin, which allocates as data is written`);
+    throw new ConfigError(
+      `ramdisk: cannot allocate ${formatSize(settings.size)} at once (${err.message}); use the memory plugin, which allocates as data is written`,
+    );
   }
   if (settings.pattern) disk.fill(settings.pattern);
   return disk;
@@ -61,7 +62,9 @@ export default definePlugin({
   // Check combinations of parameters; ConfigError prints one line and exits.
   configComplete(c) {
     if (c.size > bufferConstants.MAX_LENGTH) {
-      throw new ConfigError(`ramdisk: size ${formatSize(c.size)} is larger than one Buffer can hold; use the memory plugin instead`);
+      throw new ConfigError(
+        `ramdisk: size ${formatSize(c.size)} is larger than one Buffer can hold; use the memory plugin instead`,
+      );
     }
   },
 

@@ -19,7 +19,11 @@ beforeAll(() => {
 describe('ramdisk example plugin', () => {
   it('parses its parameters', () => {
     expect(ramdisk.config!.parse({ size: '1M' })).toEqual({ size: 2 ** 20, shared: true });
-    expect(ramdisk.config!.parse({ size: '4k', pattern: 'ab', shared: 'no' })).toEqual({ size: 4096, pattern: 'ab', shared: false });
+    expect(ramdisk.config!.parse({ size: '4k', pattern: 'ab', shared: 'no' })).toEqual({
+      size: 4096,
+      pattern: 'ab',
+      shared: false,
+    });
     expect(ramdisk.config!.safeParse({ size: 'big' }).success).toBe(false);
     expect(ramdisk.config!.safeParse({}).success).toBe(false);
   });

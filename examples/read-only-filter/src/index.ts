@@ -16,12 +16,15 @@
 import { defineFilter, log, nbdError, param, z, type Plugin } from '@nbdts/plugin-api';
 
 const config = z.object({
-  roMode: z.enum(['refuse', 'fail']).default('refuse')
+  roMode: z
+    .enum(['refuse', 'fail'])
+    .default('refuse')
     .describe('refuse: advertise read-only; fail: accept write requests and fail them'),
-  roError: z.enum(['EROFS', 'EPERM', 'EIO', 'ENOSPC']).default('EROFS')
+  roError: z
+    .enum(['EROFS', 'EPERM', 'EIO', 'ENOSPC'])
+    .default('EROFS')
     .describe('The error failed writes return (ro-mode=fail)'),
-  roAfter: param.int().default(0)
-    .describe('Writes allowed before the filter starts refusing (0: none)'),
+  roAfter: param.int().default(0).describe('Writes allowed before the filter starts refusing (0: none)'),
 });
 export type ReadOnlyConfig = z.output<typeof config>;
 
@@ -61,18 +64,24 @@ export default defineFilter({
 
       // Both modes still guard the data callbacks: a connection made while
       // writes were allowed may keep sending them.
-      pwrite: next.pwrite && (async (h, buf, offset, flags) => {
-        if (stop('write', offset)) fail('write', offset);
-        return next.pwrite!(h, buf, offset, flags);
-      }),
-      trim: next.trim && (async (h, count, offset, flags) => {
-        if (stop('trim', offset)) fail('trim', offset);
-        return next.trim!(h, count, offset, flags);
-      }),
-      zero: next.zero && (async (h, count, offset, flags) => {
-        if (stop('zero', offset)) fail('zero', offset);
-        return next.zero!(h, count, offset, flags);
-      }),
+      pwrite:
+        next.pwrite &&
+        (async (h, buf, offset, flags) => {
+          if (stop('write', offset)) fail('write', offset);
+          return next.pwrite!(h, buf, offset, flags);
+        }),
+      trim:
+        next.trim &&
+        (async (h, count, offset, flags) => {
+          if (stop('trim', offset)) fail('trim', offset);
+          return next.trim!(h, count, offset, flags);
+        }),
+      zero:
+        next.zero &&
+        (async (h, count, offset, flags) => {
+          if (stop('zero', offset)) fail('zero', offset);
+          return next.zero!(h, count, offset, flags);
+        }),
     };
   },
 });

@@ -9,9 +9,15 @@ function innerPlugin(): Plugin<unknown, unknown> {
     name: 'inner',
     open: () => ({}),
     getSize: () => disk.length,
-    pread: (_h, buf, offset) => { disk.copy(buf, 0, offset, offset + buf.length); },
-    pwrite: (_h, buf, offset) => { buf.copy(disk, offset); },
-    zero: (_h, count, offset) => { disk.fill(0, offset, offset + count); },
+    pread: (_h, buf, offset) => {
+      disk.copy(buf, 0, offset, offset + buf.length);
+    },
+    pwrite: (_h, buf, offset) => {
+      buf.copy(disk, offset);
+    },
+    zero: (_h, count, offset) => {
+      disk.fill(0, offset, offset + count);
+    },
   }) as Plugin<unknown, unknown>;
 }
 

@@ -20,10 +20,18 @@ export function activationFds(env: NodeJS.ProcessEnv = process.env, pid = proces
 
 /** Accept connections on already-listening descriptors; `onConnection` serves each. */
 export async function listenOnFds(fds: readonly number[], onConnection: (sock: Socket) => void): Promise<Server[]> {
-  return Promise.all(fds.map((fd) => new Promise<Server>((resolve, reject) => {
-    // Half-open and no-delay as the engine's own listeners are.
-    const srv = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
-    srv.once('error', reject);
-    srv.listen({ fd }, () => { srv.off('error', reject); resolve(srv); });
-  })));
+  return Promise.all(
+    fds.map(
+      (fd) =>
+        new Promise<Server>((resolve, reject) => {
+          // Half-open and no-delay as the engine's own listeners are.
+          const srv = createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
+          srv.once('error', reject);
+          srv.listen({ fd }, () => {
+            srv.off('error', reject);
+            resolve(srv);
+          });
+        }),
+    ),
+  );
 }

@@ -76,8 +76,14 @@ function joinDashValues(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') { out.push(...argv.slice(i)); break; }
-    if (VALUE_OPTIONS.has(a) && argv[i + 1] === '-') { out.push(`${a}=-`); i++; } else out.push(a);
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (VALUE_OPTIONS.has(a) && argv[i + 1] === '-') {
+      out.push(`${a}=-`);
+      i++;
+    } else out.push(a);
   }
   return out;
 }
@@ -99,7 +105,9 @@ function parseOnce(argv: readonly string[], halt: boolean): Raw {
     .help(false)
     .version(false)
     .exitProcess(false)
-    .fail((msg, err) => { throw new UsageError(err?.message ?? msg); });
+    .fail((msg, err) => {
+      throw new UsageError(err?.message ?? msg);
+    });
   for (const o of OPTIONS) {
     y = y.option(o.name, { type: o.string ? 'string' : 'boolean', ...(o.alias ? { alias: o.alias } : {}) });
   }
@@ -151,7 +159,9 @@ export const MAX_WORKERS = 64;
 
 function parseWorkers(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) > MAX_WORKERS) {
-    throw new UsageError(`--workers: '${text}' is not a number of threads (0 to ${MAX_WORKERS}; 0 serves on the main thread)`);
+    throw new UsageError(
+      `--workers: '${text}' is not a number of threads (0 to ${MAX_WORKERS}; 0 serves on the main thread)`,
+    );
   }
   return Number(text);
 }
@@ -212,7 +222,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   if (opts.unix !== undefined && (opts.port !== undefined || opts.ipaddr !== undefined)) {
     throw new UsageError('-U cannot be combined with -p or -i');
   }
-  if (opts.single && (opts.unix !== undefined || opts.port !== undefined || opts.ipaddr !== undefined || opts.run !== undefined)) {
+  if (
+    opts.single &&
+    (opts.unix !== undefined || opts.port !== undefined || opts.ipaddr !== undefined || opts.run !== undefined)
+  ) {
     throw new UsageError('-s serves stdin/stdout: it cannot be combined with -p, -i, -U or --run');
   }
   return opts;

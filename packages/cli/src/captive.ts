@@ -9,9 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 
-export type Endpoint =
-  | { kind: 'unix'; path: string }
-  | { kind: 'tcp'; host?: string; port: number };
+export type Endpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host?: string; port: number };
 
 /** Percent-encode what would break the URI, leaving '/' and ordinary path characters readable. */
 function encode(text: string): string {
@@ -21,7 +19,8 @@ function encode(text: string): string {
 /** The NBD URI (the form documented by the NBD project) for an endpoint and export name. */
 export function nbdUri(ep: Endpoint, exportname = ''): string {
   if (ep.kind === 'unix') return `nbd+unix:///${encode(exportname)}?socket=${encode(ep.path)}`;
-  let host = ep.host === undefined || ep.host === '' || ep.host === '0.0.0.0' || ep.host === '::' ? 'localhost' : ep.host;
+  let host =
+    ep.host === undefined || ep.host === '' || ep.host === '0.0.0.0' || ep.host === '::' ? 'localhost' : ep.host;
   if (host.includes(':')) host = `[${host}]`;
   return `nbd://${host}:${ep.port}${exportname ? `/${encode(exportname)}` : ''}`;
 }
@@ -57,7 +56,7 @@ export function runCaptive(command: string, vars: Record<string, string>): Runni
     child.on('error', () => resolve(127));
     child.on('exit', (code, signal) => {
       if (code !== null) resolve(code);
-      else resolve(128 + (signal ? constants.signals[signal] ?? 0 : 0));
+      else resolve(128 + (signal ? (constants.signals[signal] ?? 0) : 0));
     });
   });
   return { child, exited };

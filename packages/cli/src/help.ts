@@ -71,7 +71,10 @@ function wrap(text: string, width: number): string[] {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(/\s+/).filter(Boolean)) {
-    if (line && line.length + 1 + word.length > width) { lines.push(line); line = word; } else line = line ? `${line} ${word}` : word;
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
   }
   if (line) lines.push(line);
   return lines;
@@ -99,7 +102,11 @@ function paramsSection(title: string, params: ParamInfo[] | undefined, hasConfig
 }
 
 /** `nbdts PLUGIN --help`: the parameters from the zod schema, then the plugin's usage text. */
-export function renderPluginHelp(plugin: Plugin<unknown, unknown>, filters: ReadonlyArray<Filter<unknown>> = [], path?: string): string {
+export function renderPluginHelp(
+  plugin: Plugin<unknown, unknown>,
+  filters: ReadonlyArray<Filter<unknown>> = [],
+  path?: string,
+): string {
   const params = describeSchema(plugin.config);
   const magic = plugin.magicConfigKey ? params?.find((p) => p.key === plugin.magicConfigKey) : undefined;
   let out = `plugin: ${plugin.name}${plugin.version ? ` ${plugin.version}` : ''}${path ? ` (${path})` : ''}\n`;
@@ -119,15 +126,34 @@ export function renderPluginHelp(plugin: Plugin<unknown, unknown>, filters: Read
 }
 
 const CALLBACKS: ReadonlyArray<[keyof Plugin<unknown, unknown>, string]> = [
-  ['configComplete', 'config_complete'], ['getReady', 'get_ready'], ['unload', 'unload'],
-  ['listExports', 'list_exports'], ['defaultExport', 'default_export'],
-  ['open', 'open'], ['close', 'close'], ['exportDescription', 'export_description'],
-  ['getSize', 'get_size'], ['blockSize', 'block_size'],
-  ['canWrite', 'can_write'], ['canFlush', 'can_flush'], ['canTrim', 'can_trim'], ['canZero', 'can_zero'],
-  ['canFastZero', 'can_fast_zero'], ['canFua', 'can_fua'], ['canExtents', 'can_extents'],
-  ['canCache', 'can_cache'], ['canMultiConn', 'can_multi_conn'], ['isRotational', 'is_rotational'],
-  ['pread', 'pread'], ['read', 'read'], ['pwrite', 'pwrite'], ['flush', 'flush'], ['trim', 'trim'],
-  ['zero', 'zero'], ['extents', 'extents'], ['cache', 'cache'],
+  ['configComplete', 'config_complete'],
+  ['getReady', 'get_ready'],
+  ['unload', 'unload'],
+  ['listExports', 'list_exports'],
+  ['defaultExport', 'default_export'],
+  ['open', 'open'],
+  ['close', 'close'],
+  ['exportDescription', 'export_description'],
+  ['getSize', 'get_size'],
+  ['blockSize', 'block_size'],
+  ['canWrite', 'can_write'],
+  ['canFlush', 'can_flush'],
+  ['canTrim', 'can_trim'],
+  ['canZero', 'can_zero'],
+  ['canFastZero', 'can_fast_zero'],
+  ['canFua', 'can_fua'],
+  ['canExtents', 'can_extents'],
+  ['canCache', 'can_cache'],
+  ['canMultiConn', 'can_multi_conn'],
+  ['isRotational', 'is_rotational'],
+  ['pread', 'pread'],
+  ['read', 'read'],
+  ['pwrite', 'pwrite'],
+  ['flush', 'flush'],
+  ['trim', 'trim'],
+  ['zero', 'zero'],
+  ['extents', 'extents'],
+  ['cache', 'cache'],
 ];
 
 /** One line per fact, `key=value`, like nbdkit --dump-plugin. */
@@ -152,19 +178,21 @@ export function renderDumpPlugin(plugin: Plugin<unknown, unknown>, path: string)
 /** Facts about nbdts itself, like nbdkit --dump-config. */
 export function renderDumpConfig(): string {
   const [major, minor] = VERSION.split('.');
-  return [
-    `binary=${BIN}`,
-    `builtin_plugins=${Object.keys(BUILTIN_PLUGINS).join(',')}`,
-    `exit_with_parent=yes`,
-    `exit_with_parent_method=poll-ppid`,
-    `host_cpu=${process.arch}`,
-    `host_os=${process.platform}`,
-    `name=nbdts`,
-    `node_version=${process.versions.node}`,
-    `plugin_languages=typescript,javascript`,
-    `tls=no`,
-    `version=${VERSION}`,
-    `version_major=${major}`,
-    `version_minor=${minor}`,
-  ].join('\n') + '\n';
+  return (
+    [
+      `binary=${BIN}`,
+      `builtin_plugins=${Object.keys(BUILTIN_PLUGINS).join(',')}`,
+      `exit_with_parent=yes`,
+      `exit_with_parent_method=poll-ppid`,
+      `host_cpu=${process.arch}`,
+      `host_os=${process.platform}`,
+      `name=nbdts`,
+      `node_version=${process.versions.node}`,
+      `plugin_languages=typescript,javascript`,
+      `tls=no`,
+      `version=${VERSION}`,
+      `version_major=${major}`,
+      `version_minor=${minor}`,
+    ].join('\n') + '\n'
+  );
 }

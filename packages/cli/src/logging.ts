@@ -20,13 +20,16 @@ export function createLogger(opts: LoggerOptions): Logger {
   const usePretty = opts.pretty ?? process.stderr.isTTY === true;
   const base = { level: opts.level, base: { name: 'nbdts' } };
   if (usePretty) {
-    return pino(base, pretty({
-      destination: 2,
-      sync: true,
-      colorize: true,
-      translateTime: 'SYS:HH:MM:ss.l',
-      ignore: 'pid,hostname,name',
-    }));
+    return pino(
+      base,
+      pretty({
+        destination: 2,
+        sync: true,
+        colorize: true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        ignore: 'pid,hostname,name',
+      }),
+    );
   }
   return pino(base, pino.destination({ fd: 2, sync: true }));
 }
@@ -42,7 +45,9 @@ export function pluginLogger(logger: Logger): PluginLogger {
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
-    get debugEnabled() { return logger.isLevelEnabled('debug'); },
+    get debugEnabled() {
+      return logger.isLevelEnabled('debug');
+    },
   };
 }
 

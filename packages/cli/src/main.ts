@@ -23,8 +23,12 @@ export interface Io {
 }
 
 const processIo: Io = {
-  stdout: (t) => { process.stdout.write(t); },
-  stderr: (t) => { process.stderr.write(t); },
+  stdout: (t) => {
+    process.stdout.write(t);
+  },
+  stderr: (t) => {
+    process.stderr.write(t);
+  },
 };
 
 /** The engine entry points; tests may pass a stand-in instead of '@nbdts/server'. */
@@ -70,10 +74,19 @@ export function formatError(err: unknown, verbose: boolean): string {
 }
 
 async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Promise<number> {
-  if (opts.dumpConfig) { io.stdout(renderDumpConfig()); return 0; }
+  if (opts.dumpConfig) {
+    io.stdout(renderDumpConfig());
+    return 0;
+  }
   if (opts.plugin === undefined) {
-    if (opts.help) { io.stdout(renderGeneralHelp()); return 0; }
-    if (opts.version) { io.stdout(renderVersion()); return 0; }
+    if (opts.help) {
+      io.stdout(renderGeneralHelp());
+      return 0;
+    }
+    if (opts.version) {
+      io.stdout(renderVersion());
+      return 0;
+    }
     throw new UsageError('no plugin given (usage: nbdts [OPTIONS] PLUGIN [KEY=VALUE ...]; see nbdts --help)');
   }
 
@@ -82,13 +95,27 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
   const filters: Filter<unknown>[] = [];
   for (const name of opts.filters) filters.push((await loadFilter(name)).value);
 
-  if (opts.help) { io.stdout(renderPluginHelp(plugin, filters, loaded.path)); return 0; }
-  if (opts.version) { io.stdout(renderVersion(plugin)); return 0; }
-  if (opts.dumpPlugin) { io.stdout(renderDumpPlugin(plugin, loaded.path)); return 0; }
+  if (opts.help) {
+    io.stdout(renderPluginHelp(plugin, filters, loaded.path));
+    return 0;
+  }
+  if (opts.version) {
+    io.stdout(renderVersion(plugin));
+    return 0;
+  }
+  if (opts.dumpPlugin) {
+    io.stdout(renderDumpPlugin(plugin, loaded.path));
+    return 0;
+  }
 
   const activated = activationFds();
   if (activated) {
-    const bad = [['-p', opts.port], ['-i', opts.ipaddr], ['-U', opts.unix], ['--run', opts.run]].find(([, v]) => v !== undefined);
+    const bad = [
+      ['-p', opts.port],
+      ['-i', opts.ipaddr],
+      ['-U', opts.unix],
+      ['--run', opts.run],
+    ].find(([, v]) => v !== undefined);
     if (bad) throw new UsageError(`cannot use socket activation (LISTEN_FDS) with ${bad[0]}`);
   }
 
@@ -109,17 +136,27 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
     }
     await named(plugin.name, () => plugin.getReady?.(config, { readonly: opts.readonly }));
 
-    const engine = injected ?? await loadEngine();
+    const engine = injected ?? (await loadEngine());
     let backend: Plugin<unknown, unknown> = plugin;
     if (filters.length > 0) {
       if (!engine.applyFilters) throw new StartError('the server engine (@nbdts/server) does not export applyFilters');
-      backend = engine.applyFilters(plugin, filters.map((filter, i) => ({ filter, config: filterConfigs[i] })));
+      backend = engine.applyFilters(
+        plugin,
+        filters.map((filter, i) => ({ filter, config: filterConfigs[i] })),
+      );
     }
     // Not for -s or socket activation: those serve their connections on the main thread.
     const threads = opts.single || activated ? undefined : threadSpec(plugin, loaded.specifier, opts, logger);
-    const server = engine.createServer({ plugin: backend, readonly: opts.readonly, logger, ...(threads ? { threads } : {}) });
+    const server = engine.createServer({
+      plugin: backend,
+      readonly: opts.readonly,
+      logger,
+      ...(threads ? { threads } : {}),
+    });
     if (activated) return await serveActivated(server, activated, opts, logger);
-    return opts.single ? await serveSingle(server, opts, logger) : await serveListening(server, opts, (t) => io.stdout(t), logger);
+    return opts.single
+      ? await serveSingle(server, opts, logger)
+      : await serveListening(server, opts, (t) => io.stdout(t), logger);
   } finally {
     // We are already stopping: a signal during unload means "exit now".
     const force = (): never => process.exit(1);

@@ -44,7 +44,11 @@ export function splitParams(pluginName: string, args: readonly string[], magicCo
   return [...seen.values()];
 }
 
-interface ZodIssueLike { code?: string; path?: PropertyKey[]; message: string }
+interface ZodIssueLike {
+  code?: string;
+  path?: PropertyKey[];
+  message: string;
+}
 
 function isZodError(err: unknown): err is { issues: ZodIssueLike[] } {
   return typeof err === 'object' && err !== null && Array.isArray((err as { issues?: unknown }).issues);
@@ -96,13 +100,16 @@ export async function parsePluginParams(
   filters: ReadonlyArray<Filter<unknown>> = [],
 ): Promise<ParsedParams> {
   const params = splitParams(plugin.name, args, plugin.magicConfigKey);
-  const filterValues = filters.map(() => ({} as Record<string, string>));
+  const filterValues = filters.map(() => ({}) as Record<string, string>);
   const pluginValues: Record<string, string> = {};
   const pluginShape = objectShape(plugin.config);
 
   for (const p of params) {
     const fi = filters.findIndex((f) => objectShape(f.config)?.[p.key] !== undefined);
-    if (fi >= 0) { filterValues[fi]![p.key] = p.value; continue; }
+    if (fi >= 0) {
+      filterValues[fi]![p.key] = p.value;
+      continue;
+    }
     if (!plugin.config) {
       throw new ConfigError(`${plugin.name}: unknown parameter '${p.flag}' (this plugin takes no parameters)`);
     }

@@ -42,8 +42,10 @@ function notFound(err: unknown, specifier: string): boolean {
   const msg = (err as Error | undefined)?.message;
   if (typeof msg !== 'string') return false;
   // Node: "Cannot find package 'x' imported from ..."; vite (tests): "Failed to resolve import "x" ..." and similar.
-  return /Cannot find (?:module|package)|Failed to (?:load|resolve)|Does the file exist/.test(msg)
-    && (msg.includes(`'${specifier}'`) || msg.includes(`"${specifier}"`));
+  return (
+    /Cannot find (?:module|package)|Failed to (?:load|resolve)|Does the file exist/.test(msg) &&
+    (msg.includes(`'${specifier}'`) || msg.includes(`"${specifier}"`))
+  );
 }
 
 /** Resolve an npm package from the current directory (for packages installed next to the user's project). */
@@ -84,7 +86,9 @@ function fileOf(specifier: string): string {
  * nbdts-KIND-NAME or @nbdts/KIND-NAME. Returns the module and where it came from.
  */
 async function importModule(
-  name: string, kind: 'plugin' | 'filter', builtins: Readonly<Record<string, string>>,
+  name: string,
+  kind: 'plugin' | 'filter',
+  builtins: Readonly<Record<string, string>>,
 ): Promise<{ mod: Record<string, unknown>; path: string; specifier: string }> {
   if (isPathLike(name)) {
     const file = isAbsolute(name) ? name : resolve(process.cwd(), name);
@@ -109,7 +113,10 @@ async function importModule(
       let used = specifier;
       if (!mod) {
         const url = resolveFromCwd(specifier);
-        if (url) { mod = await tryImport(url); used = url; }
+        if (url) {
+          mod = await tryImport(url);
+          used = url;
+        }
       }
       if (mod) return { mod, path: fileOf(used), specifier: used };
     } catch (err) {
@@ -119,7 +126,9 @@ async function importModule(
   if (builtins[name]) {
     throw new ConfigError(`${kind} '${name}' is built in but its package ${builtins[name]} is not installed`);
   }
-  throw new ConfigError(`${kind} '${name}' not found (tried ${candidates.join(', ')}; give a path like ./${name}.ts to load a file)`);
+  throw new ConfigError(
+    `${kind} '${name}' not found (tried ${candidates.join(', ')}; give a path like ./${name}.ts to load a file)`,
+  );
 }
 
 export function pickExport(mod: Record<string, unknown>, named: string): unknown {
@@ -132,8 +141,12 @@ export function pickExport(mod: Record<string, unknown>, named: string): unknown
 export function isPlugin(x: unknown): x is Plugin<unknown, unknown> {
   if (typeof x !== 'object' || x === null) return false;
   const p = x as Partial<Plugin<unknown, unknown>>;
-  return typeof p.name === 'string' && typeof p.open === 'function' && typeof p.getSize === 'function'
-    && (typeof p.pread === 'function' || typeof p.read === 'function');
+  return (
+    typeof p.name === 'string' &&
+    typeof p.open === 'function' &&
+    typeof p.getSize === 'function' &&
+    (typeof p.pread === 'function' || typeof p.read === 'function')
+  );
 }
 
 export function isFilter(x: unknown): x is Filter<unknown> {
@@ -147,7 +160,9 @@ export async function loadPlugin(name: string, builtins = BUILTIN_PLUGINS): Prom
   const { mod, path, specifier } = await importModule(name, 'plugin', builtins);
   const value = pickExport(mod, 'plugin');
   if (!isPlugin(value)) {
-    throw new ConfigError(`${name}: not an nbdts plugin (expected a default export made with definePlugin, with name, open, getSize and pread or read)`);
+    throw new ConfigError(
+      `${name}: not an nbdts plugin (expected a default export made with definePlugin, with name, open, getSize and pread or read)`,
+    );
   }
   return { value, path, specifier };
 }
@@ -157,7 +172,9 @@ export async function loadFilter(name: string, builtins = BUILTIN_FILTERS): Prom
   const { mod, path, specifier } = await importModule(name, 'filter', builtins);
   const value = pickExport(mod, 'filter');
   if (!isFilter(value)) {
-    throw new ConfigError(`${name}: not an nbdts filter (expected a default export made with defineFilter, with name and wrap)`);
+    throw new ConfigError(
+      `${name}: not an nbdts filter (expected a default export made with defineFilter, with name and wrap)`,
+    );
   }
   return { value, path, specifier };
 }

@@ -41,8 +41,12 @@ export interface ParamInfo {
 const WRAPPERS = new Set(['optional', 'nullable', 'default', 'prefault', 'catch', 'readonly', 'nonoptional', 'lazy']);
 
 function isNode(x: unknown): x is Node {
-  return typeof x === 'object' && x !== null && '_zod' in x
-    && typeof (x as { _zod?: { def?: unknown } })._zod?.def === 'object';
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    '_zod' in x &&
+    typeof (x as { _zod?: { def?: unknown } })._zod?.def === 'object'
+  );
 }
 
 /** The z.object at the root of a config schema (through pipes, refinements and wrappers), or undefined. */
@@ -60,7 +64,10 @@ export function objectShape(schema: unknown): Record<string, Node> | undefined {
 function sizeText(n: number): string {
   const units = ['', 'K', 'M', 'G', 'T', 'P', 'E'];
   let i = 0;
-  while (n >= 1024 && n % 1024 === 0 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && n % 1024 === 0 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${n}${units[i]}`;
 }
 
@@ -94,36 +101,62 @@ export function describeParam(key: string, schema: unknown): ParamInfo {
     if ((def.type === 'default' || def.type === 'prefault') && !hasDefault) {
       required = false;
       hasDefault = true;
-      try { defaultValue = def.defaultValue; } catch { hasDefault = false; }
+      try {
+        defaultValue = def.defaultValue;
+      } catch {
+        hasDefault = false;
+      }
     }
     if (WRAPPERS.has(def.type)) return visit(def.innerType, depth + 1);
     if (def.type === 'pipe') {
       visit(def.in, depth + 1);
       // The output side names the type when the input is a plain string (z.string().pipe(z.coerce.number())).
-      if (baseType === 'STRING' && !choices) { baseType = undefined; visit(def.out, depth + 1); baseType ??= 'STRING'; }
+      if (baseType === 'STRING' && !choices) {
+        baseType = undefined;
+        visit(def.out, depth + 1);
+        baseType ??= 'STRING';
+      }
       return;
     }
     switch (def.type) {
-      case 'enum': choices = Object.values(def.entries ?? {}).map(String); break;
-      case 'literal': choices = (def.values ?? []).map(String); break;
+      case 'enum':
+        choices = Object.values(def.entries ?? {}).map(String);
+        break;
+      case 'literal':
+        choices = (def.values ?? []).map(String);
+        break;
       case 'union': {
         const lits = (def.options ?? []).flatMap((o) => {
           const d = o._zod.def;
-          return d.type === 'literal' ? (d.values ?? []).map(String) : d.type === 'enum' ? Object.values(d.entries ?? {}).map(String) : [];
+          return d.type === 'literal'
+            ? (d.values ?? []).map(String)
+            : d.type === 'enum'
+              ? Object.values(d.entries ?? {}).map(String)
+              : [];
         });
         if (lits.length === (def.options ?? []).length && lits.length > 0) choices = lits;
         break;
       }
-      case 'number': case 'int': case 'bigint': baseType ??= 'NUMBER'; break;
-      case 'boolean': baseType ??= 'BOOL'; break;
-      case 'string': baseType ??= 'STRING'; break;
-      case 'transform': break;
-      default: baseType ??= def.type.toUpperCase();
+      case 'number':
+      case 'int':
+      case 'bigint':
+        baseType ??= 'NUMBER';
+        break;
+      case 'boolean':
+        baseType ??= 'BOOL';
+        break;
+      case 'string':
+        baseType ??= 'STRING';
+        break;
+      case 'transform':
+        break;
+      default:
+        baseType ??= def.type.toUpperCase();
     }
   };
   visit(schema, 0);
 
-  const type = meta.type ?? (choices ? choices.join('|') : baseType ?? 'STRING');
+  const type = meta.type ?? (choices ? choices.join('|') : (baseType ?? 'STRING'));
   const info: ParamInfo = { key, flag: toKebab(key), type, required };
   if (meta.defaultText !== undefined) info.defaultText = meta.defaultText;
   else if (hasDefault && defaultValue !== undefined) info.defaultText = describeValue(defaultValue, type);

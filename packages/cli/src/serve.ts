@@ -39,7 +39,9 @@ function stdioStream(): Duplex {
     if (ins.isSocket() && ins.ino === outs.ino && ins.dev === outs.dev) {
       return new Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
     }
-  } catch { /* fall through */ }
+  } catch {
+    /* fall through */
+  }
   return Duplex.from({ readable: process.stdin, writable: process.stdout });
 }
 
@@ -55,12 +57,18 @@ function onForcedStop(server: ServerHandle, cleanup: () => void, logger: Logger)
 
 /** -s: one connection on stdin/stdout, then exit. */
 export async function serveSingle(server: ServerHandle, opts: CliOptions, logger: Logger): Promise<number> {
-  return serveUntilStopped(server, opts, logger, () => {}, async (stopped) => {
-    writePidfile(opts.pidfile);
-    logger.debug('serving one connection on stdin/stdout');
-    const reason = await Promise.race([server.serveStream(stdioStream()).then(() => undefined), stopped]);
-    if (reason) logger.info(`${reason}: shutting down`);
-  });
+  return serveUntilStopped(
+    server,
+    opts,
+    logger,
+    () => {},
+    async (stopped) => {
+      writePidfile(opts.pidfile);
+      logger.debug('serving one connection on stdin/stdout');
+      const reason = await Promise.race([server.serveStream(stdioStream()).then(() => undefined), stopped]);
+      if (reason) logger.info(`${reason}: shutting down`);
+    },
+  );
 }
 
 /**
@@ -68,15 +76,27 @@ export async function serveSingle(server: ServerHandle, opts: CliOptions, logger
  * signal, or (with -s) exactly one connection. nbdkit refuses -s here; we
  * accept it so `nbdinfo -- [ nbdts -s PLUGIN ]` works as well.
  */
-export async function serveActivated(server: ServerHandle, fds: number[], opts: CliOptions, logger: Logger): Promise<number> {
+export async function serveActivated(
+  server: ServerHandle,
+  fds: number[],
+  opts: CliOptions,
+  logger: Logger,
+): Promise<number> {
   let listeners: Server[] = [];
-  const closeListeners = (): void => { for (const l of listeners) l.close(); };
+  const closeListeners = (): void => {
+    for (const l of listeners) l.close();
+  };
   return serveUntilStopped(server, opts, logger, closeListeners, async (stopped) => {
     let first: ((done: Promise<void>) => void) | undefined;
-    const firstDone = new Promise<Promise<void>>((r) => { first = r; });
+    const firstDone = new Promise<Promise<void>>((r) => {
+      first = r;
+    });
     listeners = await listenOnFds(fds, (sock) => {
       if (opts.single) {
-        if (!first) { sock.destroy(); return; }
+        if (!first) {
+          sock.destroy();
+          return;
+        }
         closeListeners();
       }
       const done = server.serveStream(sock);
@@ -94,7 +114,10 @@ export async function serveActivated(server: ServerHandle, fds: number[], opts: 
 
 /** Signals, --exit-with-parent and a graceful shutdown around a serving loop. */
 async function serveUntilStopped(
-  server: ServerHandle, opts: CliOptions, logger: Logger, cleanup: () => void,
+  server: ServerHandle,
+  opts: CliOptions,
+  logger: Logger,
+  cleanup: () => void,
   serve: (stopped: Promise<string>) => Promise<number | void>,
 ): Promise<number> {
   // Clean up (a private socket directory, say) even if something calls process.exit.
@@ -117,7 +140,9 @@ async function serveUntilStopped(
 }
 
 function chooseEndpoint(opts: CliOptions): { ep: Endpoint; isPrivate: boolean; cleanup: () => void } {
-  const usePrivate = opts.unix === '-' || (opts.run !== undefined && opts.unix === undefined && opts.port === undefined && opts.ipaddr === undefined);
+  const usePrivate =
+    opts.unix === '-' ||
+    (opts.run !== undefined && opts.unix === undefined && opts.port === undefined && opts.ipaddr === undefined);
   if (usePrivate) {
     const sock = privateSocket();
     return { ep: { kind: 'unix', path: sock.path }, isPrivate: true, cleanup: sock.cleanup };
@@ -127,7 +152,11 @@ function chooseEndpoint(opts: CliOptions): { ep: Endpoint; isPrivate: boolean; c
     const path = resolve(opts.unix);
     return { ep: { kind: 'unix', path }, isPrivate: false, cleanup: () => rmSync(path, { force: true }) };
   }
-  return { ep: { kind: 'tcp', ...(opts.ipaddr !== undefined ? { host: opts.ipaddr } : {}), port: opts.port ?? DEFAULT_PORT }, isPrivate: false, cleanup: () => {} };
+  return {
+    ep: { kind: 'tcp', ...(opts.ipaddr !== undefined ? { host: opts.ipaddr } : {}), port: opts.port ?? DEFAULT_PORT },
+    isPrivate: false,
+    cleanup: () => {},
+  };
 }
 
 function listenError(ep: Endpoint, err: unknown): StartError {
@@ -145,9 +174,10 @@ function listenError(ep: Endpoint, err: unknown): StartError {
     EROFS: 'read-only file system',
   };
   // Node reports a missing directory as EACCES: say what is really wrong.
-  const reason = ep.kind === 'unix' && !existsSync(dirname(ep.path))
-    ? `directory ${dirname(ep.path)} does not exist`
-    : why[e?.code ?? ''] ?? e?.message ?? String(err);
+  const reason =
+    ep.kind === 'unix' && !existsSync(dirname(ep.path))
+      ? `directory ${dirname(ep.path)} does not exist`
+      : (why[e?.code ?? ''] ?? e?.message ?? String(err));
   return new StartError(`cannot listen on ${where}: ${reason}`, { cause: err });
 }
 
@@ -164,11 +194,18 @@ function writePidfile(path: string | undefined): void {
 }
 
 /** -p/-i/-U/--run: listen, write the pidfile, print the URI, then wait for a signal or the --run command. */
-export async function serveListening(server: ServerHandle, opts: CliOptions, print: Print, logger: Logger): Promise<number> {
+export async function serveListening(
+  server: ServerHandle,
+  opts: CliOptions,
+  print: Print,
+  logger: Logger,
+): Promise<number> {
   const chosen = chooseEndpoint(opts);
   const ep = chosen.ep;
   let listening = false;
-  const cleanup = (): void => { if (listening || chosen.isPrivate) chosen.cleanup(); };
+  const cleanup = (): void => {
+    if (listening || chosen.isPrivate) chosen.cleanup();
+  };
   return serveUntilStopped(server, opts, logger, cleanup, async (stopped) => {
     let bound: Endpoint = ep;
     try {

@@ -17,7 +17,9 @@ export interface StopTrigger {
 export function watchSignals(onForce: (signal: NodeJS.Signals) => void): StopTrigger {
   let resolveStop!: (reason: string) => void;
   let stopping = false;
-  const stopped = new Promise<string>((r) => { resolveStop = r; });
+  const stopped = new Promise<string>((r) => {
+    resolveStop = r;
+  });
   const stop = (reason: string): void => {
     if (stopping) return;
     stopping = true;
@@ -49,9 +51,16 @@ export function watchParent(onGone: () => void, intervalMs = 1000): () => void {
   const timer = setInterval(() => {
     let gone = process.ppid !== parent;
     if (!gone) {
-      try { process.kill(parent, 0); } catch (err) { gone = (err as NodeJS.ErrnoException).code === 'ESRCH'; }
+      try {
+        process.kill(parent, 0);
+      } catch (err) {
+        gone = (err as NodeJS.ErrnoException).code === 'ESRCH';
+      }
     }
-    if (gone) { clearInterval(timer); onGone(); }
+    if (gone) {
+      clearInterval(timer);
+      onGone();
+    }
   }, intervalMs);
   timer.unref();
   return () => clearInterval(timer);

@@ -18,7 +18,8 @@ export interface ThreadPluginData {
 
 export async function loadThreadPlugin(data: ThreadPluginData): Promise<Plugin<unknown, unknown>> {
   const plugin = pickExport((await import(data.specifier)) as Record<string, unknown>, 'plugin');
-  if (!isPlugin(plugin) || !plugin.threads) throw new Error(`${data.specifier}: no plugin with threads support in this thread`);
+  if (!isPlugin(plugin) || !plugin.threads)
+    throw new Error(`${data.specifier}: no plugin with threads support in this thread`);
   await plugin.threads.attach(data.shared);
   return plugin;
 }
@@ -35,8 +36,10 @@ export function defaultWorkers(): number {
  * their own state) keep everything on the main thread.
  */
 export function threadSpec(
-  plugin: Plugin<unknown, unknown>, specifier: string,
-  opts: { workers?: number; filters: readonly string[] }, log: Logger,
+  plugin: Plugin<unknown, unknown>,
+  specifier: string,
+  opts: { workers?: number; filters: readonly string[] },
+  log: Logger,
 ): ThreadSpec | undefined {
   const count = opts.workers ?? defaultWorkers();
   if (count === 0) return undefined;
@@ -49,7 +52,8 @@ export function threadSpec(
   if (!plugin.threads) return why(`plugin ${plugin.name} does not support worker threads`);
   if (opts.filters.length > 0) return why('filters run on the main thread only');
   const shared = plugin.threads.share();
-  if (shared === undefined) return why(`plugin ${plugin.name} cannot share its data between threads in this configuration`);
+  if (shared === undefined)
+    return why(`plugin ${plugin.name} cannot share its data between threads in this configuration`);
   const data: ThreadPluginData = { specifier, shared };
   return { count, loader: new URL('./thread-plugin.ts', import.meta.url).href, data };
 }

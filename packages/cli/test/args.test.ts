@@ -4,12 +4,24 @@ import { parseArgs, UsageError } from '../src/index.ts';
 describe('parseArgs', () => {
   it('takes options before the plugin and params after it', () => {
     const o = parseArgs(['-p', '1234', '-r', '-e', 'disk', 'memory', 'size=1M', 'x=y']);
-    expect(o).toMatchObject({ port: 1234, readonly: true, exportname: 'disk', plugin: 'memory', params: ['size=1M', 'x=y'] });
+    expect(o).toMatchObject({
+      port: 1234,
+      readonly: true,
+      exportname: 'disk',
+      plugin: 'memory',
+      params: ['size=1M', 'x=y'],
+    });
   });
 
   it('accepts options after the plugin name, as nbdkit does', () => {
     const o = parseArgs(['memory', '1M', '-r', '--filter=a', '--filter', 'b', '--run', 'echo $uri']);
-    expect(o).toMatchObject({ plugin: 'memory', params: ['1M'], readonly: true, filters: ['a', 'b'], run: 'echo $uri' });
+    expect(o).toMatchObject({
+      plugin: 'memory',
+      params: ['1M'],
+      readonly: true,
+      filters: ['a', 'b'],
+      run: 'echo $uri',
+    });
   });
 
   it('routes PLUGIN --help to plugin help', () => {
@@ -24,7 +36,14 @@ describe('parseArgs', () => {
 
   it('accepts -U - and long forms', () => {
     const o = parseArgs(['--unix', '-', '--pidfile=/tmp/p', '--exit-with-parent', '--print-uri', 'file', 'disk.img']);
-    expect(o).toMatchObject({ unix: '-', pidfile: '/tmp/p', exitWithParent: true, printUri: true, plugin: 'file', params: ['disk.img'] });
+    expect(o).toMatchObject({
+      unix: '-',
+      pidfile: '/tmp/p',
+      exitWithParent: true,
+      printUri: true,
+      plugin: 'file',
+      params: ['disk.img'],
+    });
   });
 
   it('treats everything after -- as parameters', () => {
@@ -32,7 +51,12 @@ describe('parseArgs', () => {
   });
 
   it('groups short flags', () => {
-    expect(parseArgs(['-rfv', 'memory'])).toMatchObject({ readonly: true, foreground: true, verbose: true, logLevel: 'debug' });
+    expect(parseArgs(['-rfv', 'memory'])).toMatchObject({
+      readonly: true,
+      foreground: true,
+      verbose: true,
+      logLevel: 'debug',
+    });
   });
 
   it('maps --log-level and -v', () => {

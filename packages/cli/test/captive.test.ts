@@ -15,7 +15,13 @@ describe('nbdUri', () => {
   });
 
   it('gives --run the nbdkit variables', () => {
-    expect(captiveEnv({ kind: 'tcp', port: 5 }, 'e')).toEqual({ uri: 'nbd://localhost:5/e', nbd: 'nbd://localhost:5/e', port: '5', unixsocket: '', exportname: 'e' });
+    expect(captiveEnv({ kind: 'tcp', port: 5 }, 'e')).toEqual({
+      uri: 'nbd://localhost:5/e',
+      nbd: 'nbd://localhost:5/e',
+      port: '5',
+      unixsocket: '',
+      exportname: 'e',
+    });
   });
 });
 

@@ -60,7 +60,9 @@ describe('nbdts process', () => {
     expect(lines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toMatch(/^nbdts: plugin 'no-such-plugin-xyz' not found/);
     const p = await runNbdts(['-p', 'x', 'memory']);
-    expect(lines(p.stderr)).toEqual(["nbdts: --port: 'x' is not a port number (0 to 65535; 0 picks a free port) (see nbdts --help)"]);
+    expect(lines(p.stderr)).toEqual([
+      "nbdts: --port: 'x' is not a port number (0 to 65535; 0 picks a free port) (see nbdts --help)",
+    ]);
     const n = await runNbdts([]);
     expect(n.code).toBe(1);
     expect(n.stderr).toMatch(/^nbdts: no plugin given/);
@@ -95,9 +97,14 @@ describe('nbdts process', () => {
     try {
       const pkg = join(dir, 'node_modules', 'nbdts-plugin-foo');
       mkdirSync(pkg, { recursive: true });
-      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'nbdts-plugin-foo', version: '2.0.0', type: 'module', main: 'index.js' }));
-      writeFileSync(join(pkg, 'index.js'),
-        "export default { name: 'foo', version: '2.0.0', open: () => ({}), getSize: () => 0, pread: () => {} };\n");
+      writeFileSync(
+        join(pkg, 'package.json'),
+        JSON.stringify({ name: 'nbdts-plugin-foo', version: '2.0.0', type: 'module', main: 'index.js' }),
+      );
+      writeFileSync(
+        join(pkg, 'index.js'),
+        "export default { name: 'foo', version: '2.0.0', open: () => ({}), getSize: () => 0, pread: () => {} };\n",
+      );
       const r = await runNbdts(['--dump-plugin', 'foo'], { cwd: dir });
       expect(r.stderr).toBe('');
       expect(r.stdout).toContain(`path=${join(pkg, 'index.js')}\nname=foo\nversion=2.0.0\n`);

@@ -24,11 +24,16 @@ export function fakeEngine(): FakeEngine {
     createServer(opts) {
       engine.created.push(opts);
       const servers: Server[] = [];
-      const listen = (s: Server, ...args: unknown[]) => new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        (s.listen as (...a: unknown[]) => void)(...args, () => resolve());
-      });
-      const make = () => { const s = netServer((c) => c.end()); servers.push(s); return s; };
+      const listen = (s: Server, ...args: unknown[]) =>
+        new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          (s.listen as (...a: unknown[]) => void)(...args, () => resolve());
+        });
+      const make = () => {
+        const s = netServer((c) => c.end());
+        servers.push(s);
+        return s;
+      };
       return {
         async listenTcp(host, port) {
           const s = make();
@@ -39,14 +44,20 @@ export function fakeEngine(): FakeEngine {
           rmSync(path, { force: true });
           await listen(make(), path);
         },
-        serveStream: (stream: Duplex) => new Promise<void>((resolve) => { stream.on('close', resolve); stream.resume(); }),
+        serveStream: (stream: Duplex) =>
+          new Promise<void>((resolve) => {
+            stream.on('close', resolve);
+            stream.resume();
+          }),
         connectionCount: 0,
         onConnectionClosed() {},
         async shutdown() {
           engine.shutdowns++;
           await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
         },
-        destroy() { for (const s of servers) s.close(); },
+        destroy() {
+          for (const s of servers) s.close();
+        },
       };
     },
   };

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { definePlugin, param, z } from '@nbdts/plugin-api';
 import type { Plugin } from '@nbdts/plugin-api';
 import {
-  describeSchema, renderDumpConfig, renderDumpPlugin, renderGeneralHelp, renderPluginHelp, renderVersion, VERSION,
+  describeSchema,
+  renderDumpConfig,
+  renderDumpPlugin,
+  renderGeneralHelp,
+  renderPluginHelp,
+  renderVersion,
+  VERSION,
 } from '../src/index.ts';
 import fixture from './fixtures/plugin.ts';
 
@@ -14,7 +20,10 @@ const sample = definePlugin({
   magicConfigKey: 'size',
   config: z.object({
     size: param.size().describe('Size of the disk'),
-    cacheSize: param.size().default(64 * 1024 * 1024).describe('Cache size'),
+    cacheSize: param
+      .size()
+      .default(64 * 1024 * 1024)
+      .describe('Cache size'),
     authUrl: param.url().describe('Where to log in'),
     password: param.secret().optional().describe('Password'),
     level: z.enum(['low', 'high']).default('low'),
@@ -31,7 +40,16 @@ describe('describeSchema', () => {
   it('reads types, defaults, descriptions and choices from zod', () => {
     const params = describeSchema(sample.config)!;
     const by = Object.fromEntries(params.map((p) => [p.flag, p]));
-    expect(params.map((p) => p.flag)).toEqual(['size', 'cache-size', 'auth-url', 'password', 'level', 'retries', 'timeout', 'count']);
+    expect(params.map((p) => p.flag)).toEqual([
+      'size',
+      'cache-size',
+      'auth-url',
+      'password',
+      'level',
+      'retries',
+      'timeout',
+      'count',
+    ]);
     expect(by.size).toMatchObject({ key: 'size', type: 'SIZE', required: true, description: 'Size of the disk' });
     expect(by['cache-size']).toMatchObject({ type: 'SIZE', required: false, defaultText: '64M' });
     expect(by['auth-url']).toMatchObject({ type: 'URL', required: true });
@@ -62,7 +80,10 @@ describe('renderPluginHelp', () => {
   });
 
   it('says so when a plugin takes no parameters', () => {
-    const bare = definePlugin({ name: 'bare', open: () => 0, getSize: () => 0, pread: () => {} }) as Plugin<unknown, unknown>;
+    const bare = definePlugin({ name: 'bare', open: () => 0, getSize: () => 0, pread: () => {} }) as Plugin<
+      unknown,
+      unknown
+    >;
     expect(renderPluginHelp(bare)).toContain('Parameters: none');
   });
 });
@@ -70,12 +91,29 @@ describe('renderPluginHelp', () => {
 describe('--dump-plugin and friends', () => {
   it('prints key=value facts about the plugin', () => {
     const text = renderDumpPlugin(fixture as Plugin<unknown, unknown>, '/x/plugin.ts');
-    const facts = Object.fromEntries(text.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const facts = Object.fromEntries(
+      text
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     expect(facts).toMatchObject({
-      path: '/x/plugin.ts', name: 'fixture', version: '1.2.3', description: 'test fixture RAM disk',
-      magic_config_key: 'size', concurrency: 'unlimited',
-      has_pread: '1', has_pwrite: '1', has_flush: '1', has_trim: '0', has_zero: '0', has_extents: '0', has_cache: '0',
-      has_config: '1', has_config_complete: '1', has_get_ready: '1',
+      path: '/x/plugin.ts',
+      name: 'fixture',
+      version: '1.2.3',
+      description: 'test fixture RAM disk',
+      magic_config_key: 'size',
+      concurrency: 'unlimited',
+      has_pread: '1',
+      has_pwrite: '1',
+      has_flush: '1',
+      has_trim: '0',
+      has_zero: '0',
+      has_extents: '0',
+      has_cache: '0',
+      has_config: '1',
+      has_config_complete: '1',
+      has_get_ready: '1',
       params: 'size,label,mode,block-count,sparse,password,fail-at,slow-unload',
       has_unload: '1',
     });
@@ -91,9 +129,27 @@ describe('--dump-plugin and friends', () => {
   it('prints versions and general help', () => {
     expect(renderVersion()).toBe(`nbdts ${VERSION}\n`);
     expect(renderVersion(sample)).toBe(`nbdts ${VERSION}\nsample 9.9\n`);
-    for (const flag of ['--port', '--ipaddr', '--unix', '--single', '--readonly', '--exportname', '--pidfile',
-      '--foreground', '--run', '--exit-with-parent', '--verbose', '--log-level', '--print-uri', '--version',
-      '--help', '--dump-plugin', '--dump-config', '--filter', '--workers']) {
+    for (const flag of [
+      '--port',
+      '--ipaddr',
+      '--unix',
+      '--single',
+      '--readonly',
+      '--exportname',
+      '--pidfile',
+      '--foreground',
+      '--run',
+      '--exit-with-parent',
+      '--verbose',
+      '--log-level',
+      '--print-uri',
+      '--version',
+      '--help',
+      '--dump-plugin',
+      '--dump-config',
+      '--filter',
+      '--workers',
+    ]) {
       expect(renderGeneralHelp()).toContain(flag);
     }
   });

@@ -6,14 +6,23 @@ export const BIN = fileURLToPath(new URL('../bin/nbdts.js', import.meta.url));
 export const FIXTURE = fileURLToPath(new URL('./fixtures/plugin.ts', import.meta.url));
 export const JS_FIXTURE = fileURLToPath(new URL('./fixtures/jsplugin.js', import.meta.url));
 
-export interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+export interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Wait for a child to exit, collecting its output. */
 export function collect(child: ChildProcess): Promise<Result> {
   let stdout = '';
   let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  child.stdout?.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));

@@ -26,9 +26,11 @@ describe('loadPlugin', () => {
   it('explains what is wrong in one line', async () => {
     await expect(loadPlugin('./does-not-exist.ts')).rejects.toThrow(/^plugin file not found: .*does-not-exist\.ts$/);
     await expect(loadPlugin('no-such-plugin-xyz')).rejects.toThrow(
-      "plugin 'no-such-plugin-xyz' not found (tried no-such-plugin-xyz, nbdts-plugin-no-such-plugin-xyz, @nbdts/plugin-no-such-plugin-xyz; give a path like ./no-such-plugin-xyz.ts to load a file)");
-    await expect(loadPlugin('gone', { gone: '@nbdts/plugin-gone' }))
-      .rejects.toThrow("plugin 'gone' is built in but its package @nbdts/plugin-gone is not installed");
+      "plugin 'no-such-plugin-xyz' not found (tried no-such-plugin-xyz, nbdts-plugin-no-such-plugin-xyz, @nbdts/plugin-no-such-plugin-xyz; give a path like ./no-such-plugin-xyz.ts to load a file)",
+    );
+    await expect(loadPlugin('gone', { gone: '@nbdts/plugin-gone' })).rejects.toThrow(
+      "plugin 'gone' is built in but its package @nbdts/plugin-gone is not installed",
+    );
     await expect(loadPlugin(`${fixtures}not-a-plugin.ts`)).rejects.toThrow(/not an nbdts plugin/);
   });
 

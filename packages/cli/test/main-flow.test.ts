@@ -11,7 +11,16 @@ const dir = mkdtempSync(join(tmpdir(), 'nbdts-flow-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function io(): Io & { out: string; err: string } {
-  const x = { out: '', err: '', stdout(t: string) { x.out += t; }, stderr(t: string) { x.err += t; } };
+  const x = {
+    out: '',
+    err: '',
+    stdout(t: string) {
+      x.out += t;
+    },
+    stderr(t: string) {
+      x.err += t;
+    },
+  };
   return x;
 }
 
@@ -20,8 +29,19 @@ describe('main() serving flow', () => {
     const out = join(dir, 'vars');
     const o = io();
     const engine = fakeEngine();
-    const code = await main([FIXTURE, '1M', '-e', 'my disk', '-r',
-      '--run', `test -S "$unixsocket" && printf '%s\\n' "$uri" "$nbd" "$port" "$unixsocket" "$exportname" > ${out}; exit 3`], o, engine);
+    const code = await main(
+      [
+        FIXTURE,
+        '1M',
+        '-e',
+        'my disk',
+        '-r',
+        '--run',
+        `test -S "$unixsocket" && printf '%s\\n' "$uri" "$nbd" "$port" "$unixsocket" "$exportname" > ${out}; exit 3`,
+      ],
+      o,
+      engine,
+    );
     expect(o.err).toBe('');
     expect(code).toBe(3);
     const [uri, nbd, port, sock, exportname] = readFileSync(out, 'utf8').split('\n');
@@ -40,8 +60,11 @@ describe('main() serving flow', () => {
   it('-p 0 listens on TCP and reports the chosen port', async () => {
     const out = join(dir, 'tcp');
     const o = io();
-    const code = await main(['-p', '0', '-i', '127.0.0.1', '--print-uri', FIXTURE, '1M',
-      '--run', `printf '%s\\n' "$uri" "$port" > ${out}`], o, fakeEngine());
+    const code = await main(
+      ['-p', '0', '-i', '127.0.0.1', '--print-uri', FIXTURE, '1M', '--run', `printf '%s\\n' "$uri" "$port" > ${out}`],
+      o,
+      fakeEngine(),
+    );
     expect(code).toBe(0);
     const [uri, port] = readFileSync(out, 'utf8').split('\n');
     expect(Number(port)).toBeGreaterThan(0);
@@ -53,7 +76,11 @@ describe('main() serving flow', () => {
     const sock = join(dir, 'sock');
     const pidfile = join(dir, 'pid');
     const out = join(dir, 'pid-seen');
-    const code = await main(['-U', sock, '-P', pidfile, FIXTURE, '1M', '--run', `cat ${pidfile} > ${out}; test -S ${sock}`], io(), fakeEngine());
+    const code = await main(
+      ['-U', sock, '-P', pidfile, FIXTURE, '1M', '--run', `cat ${pidfile} > ${out}; test -S ${sock}`],
+      io(),
+      fakeEngine(),
+    );
     expect(code).toBe(0);
     expect(readFileSync(out, 'utf8')).toBe(`${process.pid}\n`);
     expect(existsSync(sock)).toBe(false);
@@ -63,7 +90,9 @@ describe('main() serving flow', () => {
     const o = io();
     const code = await main(['-U', '/nonexistent-dir/sock', FIXTURE, '1M'], o, fakeEngine());
     expect(code).toBe(1);
-    expect(o.err).toBe('nbdts: cannot listen on Unix socket /nonexistent-dir/sock: directory /nonexistent-dir does not exist\n');
+    expect(o.err).toBe(
+      'nbdts: cannot listen on Unix socket /nonexistent-dir/sock: directory /nonexistent-dir does not exist\n',
+    );
   });
 
   it('stacks filters with applyFilters', async () => {

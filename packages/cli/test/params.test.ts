@@ -11,7 +11,12 @@ import filter from './fixtures/filter.ts';
 const plugin = fixture as Plugin<unknown, unknown>;
 
 async function errorOf(p: Promise<unknown>): Promise<string> {
-  try { await p; } catch (err) { expect(err).toBeInstanceOf(ConfigError); return (err as Error).message; }
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
   throw new Error('expected an error');
 }
 
@@ -35,7 +40,9 @@ describe('splitParams', () => {
   it('refuses duplicates and bare arguments without a magic key', () => {
     expect(() => splitParams('p', ['size=1', 'size=2'])).toThrow("p: parameter 'size' given more than once");
     expect(() => splitParams('p', ['1M', 'size=2'], 'size')).toThrow("p: parameter 'size' given more than once");
-    expect(() => splitParams('p', ['oops'])).toThrow("p: 'oops' is not key=value and this plugin has no magic parameter");
+    expect(() => splitParams('p', ['oops'])).toThrow(
+      "p: 'oops' is not key=value and this plugin has no magic parameter",
+    );
   });
 });
 
@@ -46,32 +53,45 @@ describe('parsePluginParams', () => {
   });
 
   it('reports each kind of problem as one line naming the parameter', async () => {
-    expect(await errorOf(parsePluginParams(plugin, ['size=abc'])))
-      .toBe("fixture: size: cannot parse 'abc' as a size (examples: 4096, 512M, 1G, 1.5T)");
-    expect(await errorOf(parsePluginParams(plugin, ['1M', 'foo=1'])))
-      .toBe("fixture: unknown parameter 'foo' (see nbdts fixture --help)");
-    expect(await errorOf(parsePluginParams(plugin, ['label=x'])))
-      .toBe("fixture: missing required parameter 'size' (see nbdts fixture --help)");
-    expect(await errorOf(parsePluginParams(plugin, ['1M', 'block-count=x'])))
-      .toBe("fixture: block-count: expected a whole number, got 'x'");
-    expect(await errorOf(parsePluginParams(plugin, ['1M', 'sparse=maybe'])))
-      .toBe("fixture: sparse: expected true/false, yes/no, on/off or 1/0, got 'maybe'");
-    expect(await errorOf(parsePluginParams(plugin, ['1M', 'mode=ones']))).toMatch(/^fixture: mode: .*"zero"\|"pattern"/);
+    expect(await errorOf(parsePluginParams(plugin, ['size=abc']))).toBe(
+      "fixture: size: cannot parse 'abc' as a size (examples: 4096, 512M, 1G, 1.5T)",
+    );
+    expect(await errorOf(parsePluginParams(plugin, ['1M', 'foo=1']))).toBe(
+      "fixture: unknown parameter 'foo' (see nbdts fixture --help)",
+    );
+    expect(await errorOf(parsePluginParams(plugin, ['label=x']))).toBe(
+      "fixture: missing required parameter 'size' (see nbdts fixture --help)",
+    );
+    expect(await errorOf(parsePluginParams(plugin, ['1M', 'block-count=x']))).toBe(
+      "fixture: block-count: expected a whole number, got 'x'",
+    );
+    expect(await errorOf(parsePluginParams(plugin, ['1M', 'sparse=maybe']))).toBe(
+      "fixture: sparse: expected true/false, yes/no, on/off or 1/0, got 'maybe'",
+    );
+    expect(await errorOf(parsePluginParams(plugin, ['1M', 'mode=ones']))).toMatch(
+      /^fixture: mode: .*"zero"\|"pattern"/,
+    );
     for (const m of [await errorOf(parsePluginParams(plugin, ['1M', 'mode=ones']))]) expect(m).not.toContain('\n');
   });
 
   it('rejects parameters for a plugin without a schema', async () => {
-    const bare = definePlugin({ name: 'bare', open: () => 0, getSize: () => 0, pread: () => {} }) as Plugin<unknown, unknown>;
+    const bare = definePlugin({ name: 'bare', open: () => 0, getSize: () => 0, pread: () => {} }) as Plugin<
+      unknown,
+      unknown
+    >;
     expect(await parsePluginParams(bare, [])).toEqual({ config: {}, filterConfigs: [] });
-    expect(await errorOf(parsePluginParams(bare, ['a=b']))).toBe("bare: unknown parameter 'a' (this plugin takes no parameters)");
+    expect(await errorOf(parsePluginParams(bare, ['a=b']))).toBe(
+      "bare: unknown parameter 'a' (this plugin takes no parameters)",
+    );
   });
 
   it('gives filter parameters to the filter', async () => {
     const r = await parsePluginParams(plugin, ['1M', 'delay-ms=5'], [filter]);
     expect(r.filterConfigs).toEqual([{ delayMs: 5 }]);
     expect(r.config).not.toHaveProperty('delayMs');
-    expect(await errorOf(parsePluginParams(plugin, ['1M', 'delay-ms=5000'], [filter])))
-      .toBe('passthrough: delay-ms: must be between 0 and 1000, got 5000');
+    expect(await errorOf(parsePluginParams(plugin, ['1M', 'delay-ms=5000'], [filter]))).toBe(
+      'passthrough: delay-ms: must be between 0 and 1000, got 5000',
+    );
   });
 
   describe('secrets', () => {
@@ -93,10 +113,12 @@ describe('parsePluginParams', () => {
     });
 
     it('reports unreadable secrets as one line', async () => {
-      expect(await errorOf(parsePluginParams(plugin, ['1M', 'password=env:NBDTS_NOT_SET_ANYWHERE'])))
-        .toBe('fixture: password: environment variable NBDTS_NOT_SET_ANYWHERE is not set');
-      expect(await errorOf(parsePluginParams(plugin, ['1M', `password=+${join(dir, 'missing')}`])))
-        .toMatch(/^fixture: password: cannot read .*missing: ENOENT/);
+      expect(await errorOf(parsePluginParams(plugin, ['1M', 'password=env:NBDTS_NOT_SET_ANYWHERE']))).toBe(
+        'fixture: password: environment variable NBDTS_NOT_SET_ANYWHERE is not set',
+      );
+      expect(await errorOf(parsePluginParams(plugin, ['1M', `password=+${join(dir, 'missing')}`]))).toMatch(
+        /^fixture: password: cannot read .*missing: ENOENT/,
+      );
     });
 
     it('never shows a secret in redacted config', async () => {

@@ -20,12 +20,16 @@ function start(args: string[], opts: Parameters<typeof startNbdts>[1] = {}): Chi
 
 function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => { resolve = r; });
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
 const dirs: string[] = [];
-afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'nbdts-cli-'));
@@ -59,7 +63,17 @@ describe('serving with the real engine', () => {
 
   it('nbdinfo -- [ nbdts PLUGIN ] (socket activation), with and without -s', async () => {
     for (const single of [['-s'], []]) {
-      const r = await runCommand('nbdinfo', ['--size', '--', '[', process.execPath, BIN, ...single, FIXTURE, '1M', ']']);
+      const r = await runCommand('nbdinfo', [
+        '--size',
+        '--',
+        '[',
+        process.execPath,
+        BIN,
+        ...single,
+        FIXTURE,
+        '1M',
+        ']',
+      ]);
       expect(r.stdout).toBe('1048576\n');
     }
   });
@@ -107,7 +121,9 @@ describe('serving with the real engine', () => {
     const r = await runNbdts(['-r', FIXTURE, '2M', '--run', 'nbdinfo --json "$uri"; echo "$unixsocket"; exit 5']);
     expect(r.code).toBe(5);
     const sock = r.stdout.trimEnd().split('\n').pop()!;
-    const info = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf(sock))) as { exports: Array<Record<string, unknown>> };
+    const info = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf(sock))) as {
+      exports: Array<Record<string, unknown>>;
+    };
     expect(info.exports[0]).toMatchObject({ 'export-size': 2097152, is_read_only: true });
     expect(sock).toMatch(/\/nbdts-\w+\/socket$/);
     expect(existsSync(join(sock, '..'))).toBe(false);
@@ -116,7 +132,9 @@ describe('serving with the real engine', () => {
   it('-U - with --print-uri: private socket, URI on stdout, cleaned up after SIGINT', async () => {
     const child = start(['-U', '-', '--print-uri', FIXTURE, '1M']);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const done = collect(child);
     const uri = await waitFor(() => out.includes('\n') && out.trim(), 'URI on stdout');
     const sock = /socket=(.*)$/.exec(uri)![1]!;
@@ -131,16 +149,21 @@ describe('serving with the real engine', () => {
   it('-p 0 picks a TCP port; a second server on that port fails with one line', async () => {
     const child = start(['-p', '0', '-i', '127.0.0.1', FIXTURE, '1M']);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
     const done = collect(child);
     const uri = await waitFor(() => out.includes('\n') && out.trim(), 'URI on stdout');
     const port = Number(/^nbd:\/\/127\.0\.0\.1:(\d+)$/.exec(uri)![1]);
     expect((await nbdinfoJson(uri)).exports[0]).toMatchObject({ 'export-size': 1048576 });
     const second = await runNbdts(['-p', String(port), '-i', '127.0.0.1', FIXTURE, '1M']);
     expect(second.code).toBe(1);
-    expect(second.stderr.trim().split('\n').filter((l) => l.startsWith('nbdts:'))).toEqual([
-      `nbdts: cannot listen on 127.0.0.1 port ${port}: address already in use`,
-    ]);
+    expect(
+      second.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('nbdts:')),
+    ).toEqual([`nbdts: cannot listen on 127.0.0.1 port ${port}: address already in use`]);
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
   });
@@ -149,12 +172,21 @@ describe('serving with the real engine', () => {
     const dir = tmp();
     const pidfile = join(dir, 'pid');
     // sh starts nbdts in the background and exits once nbdts is listening.
-    const sh = await runCommand('sh', ['-c',
+    const sh = await runCommand('sh', [
+      '-c',
       `"${process.execPath}" "${BIN}" --exit-with-parent -U ${join(dir, 'sock')} -P ${pidfile} "${FIXTURE}" 1M >/dev/null 2>&1 &
-       while [ ! -s ${pidfile} ]; do sleep 0.1; done`]);
+       while [ ! -s ${pidfile} ]; do sleep 0.1; done`,
+    ]);
     expect(sh.code).toBe(0);
     const pid = Number(readFileSync(pidfile, 'utf8'));
-    const alive = () => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
     try {
       await waitFor(() => !alive(), 'nbdts to exit after its parent', 10_000);
     } finally {
@@ -167,7 +199,9 @@ describe('serving with the real engine', () => {
     const pidfile = join(dir, 'pid');
     const child = start(['-U', join(dir, 'sock'), '-P', pidfile, FIXTURE, '1M', 'slow-unload=yes']);
     let err = '';
-    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     const done = collect(child);
     await waitFor(() => existsSync(pidfile), 'pidfile');
     child.kill('SIGTERM');

@@ -12,7 +12,12 @@ const FIXTURE_URL = new URL('./fixtures/threads-plugin.ts', import.meta.url).hre
 
 function logs() {
   const lines: Array<{ level: number; msg: string }> = [];
-  const stream = new Writable({ write(c, _e, cb) { for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); cb(); } });
+  const stream = new Writable({
+    write(c, _e, cb) {
+      for (const l of String(c).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
   return { log: pino({ level: 'debug' }, stream), lines };
 }
 
@@ -45,14 +50,29 @@ describe('--workers', () => {
   it('serves on the main thread without plugin support, with filters, when declined or with 0, and says why when asked', () => {
     const { log, lines } = logs();
     expect(threadSpec(plain, 'x', { workers: 2, filters: [] }, log)).toBeUndefined();
-    expect(lines.at(-1)).toMatchObject({ level: 30, msg: '--workers: serving on the main thread: plugin plain does not support worker threads' });
+    expect(lines.at(-1)).toMatchObject({
+      level: 30,
+      msg: '--workers: serving on the main thread: plugin plain does not support worker threads',
+    });
     expect(threadSpec(fixture as Plugin<unknown, unknown>, 'x', { filters: ['f'] }, log)).toBeUndefined();
-    expect(lines.at(-1)).toMatchObject({ level: 20, msg: 'serving on the main thread: filters run on the main thread only' });
+    expect(lines.at(-1)).toMatchObject({
+      level: 20,
+      msg: 'serving on the main thread: filters run on the main thread only',
+    });
     const declining = { ...plain, threads: { share: () => undefined, attach() {} } };
     expect(threadSpec(declining, 'x', { workers: 2, filters: [] }, log)).toBeUndefined();
     expect(lines.at(-1)!.msg).toContain('cannot share its data');
     let shared = 0;
-    const counting = { ...plain, threads: { share: () => { shared++; return {}; }, attach() {} } };
+    const counting = {
+      ...plain,
+      threads: {
+        share: () => {
+          shared++;
+          return {};
+        },
+        attach() {},
+      },
+    };
     expect(threadSpec(counting, 'x', { workers: 0, filters: [] }, log)).toBeUndefined();
     expect(shared).toBe(0);
   });
@@ -61,7 +81,11 @@ describe('--workers', () => {
     const p = await loadThreadPlugin({ specifier: FIXTURE_URL, shared: { n: 42 } });
     expect(p.name).toBe('threads-fixture');
     expect(attached).toEqual([{ n: 42 }]);
-    await expect(loadThreadPlugin({ specifier: pathToFileURL(fileURLToPath(new URL('./fixtures/jsplugin.js', import.meta.url))).href, shared: 1 }))
-      .rejects.toThrow('no plugin with threads support');
+    await expect(
+      loadThreadPlugin({
+        specifier: pathToFileURL(fileURLToPath(new URL('./fixtures/jsplugin.js', import.meta.url))).href,
+        shared: 1,
+      }),
+    ).rejects.toThrow('no plugin with threads support');
   });
 });

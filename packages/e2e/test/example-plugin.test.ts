@@ -4,8 +4,18 @@
 // NBDTS_E2E_SERVER=nbdkit this file is skipped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  NBDSH_TRYIT, nbdinfoJson, nbdshOk, requireTool, runOk, serverKind, sha256File, startServer, tempDir, writeRandomFile,
-  type ServerProcess, type TempDir,
+  NBDSH_TRYIT,
+  nbdinfoJson,
+  nbdshOk,
+  requireTool,
+  runOk,
+  serverKind,
+  sha256File,
+  startServer,
+  tempDir,
+  writeRandomFile,
+  type ServerProcess,
+  type TempDir,
 } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
@@ -19,14 +29,19 @@ describe.skipIf(serverKind() !== 'nbdts')('example ramdisk plugin loaded by path
     dir = tempDir();
     srv = await startServer([PLUGIN, 'size=8M', 'pattern=hello']);
   });
-  afterAll(async () => { await srv?.stop(); dir?.cleanup(); });
+  afterAll(async () => {
+    await srv?.stop();
+    dir?.cleanup();
+  });
 
   it('serves the configured size, filled with the pattern', async () => {
     const info = await nbdinfoJson(srv.uri);
     expect(info.exports[0]!['export-size']).toBe(8 * MiB);
     const out = await nbdshOk('print(h.pread(20, 0).decode(), h.pread(5, 8 * 1024 * 1024 - 5).decode())', srv.uri);
     // 8 MiB is not a multiple of 5: the last 5 bytes are a rotation of "hello".
-    expect(out.trim()).toBe(`hellohellohellohello ${'hello'.repeat(Math.ceil((8 * MiB) / 5)).slice(8 * MiB - 5, 8 * MiB)}`);
+    expect(out.trim()).toBe(
+      `hellohellohellohello ${'hello'.repeat(Math.ceil((8 * MiB) / 5)).slice(8 * MiB - 5, 8 * MiB)}`,
+    );
   });
 
   it('nbdcopy round trip', async () => {
@@ -70,12 +85,15 @@ describe.skipIf(serverKind() !== 'nbdts')('example read-only filter over the mem
   it('ro-mode=fail ro-after=2: two writes pass, then writes, zeroes and trims fail with ro-error', async () => {
     const srv = await startServer([FILTER, 'memory', 'size=4M', 'ro-mode=fail', 'ro-after=2', 'ro-error=ENOSPC']);
     try {
-      const out = await nbdshOk(`${NBDSH_TRYIT}
+      const out = await nbdshOk(
+        `${NBDSH_TRYIT}
 print(h.is_read_only(),
       tryit(lambda: h.pwrite(b"1" * 4096, 0)), tryit(lambda: h.pwrite(b"2" * 4096, 4096)),
       tryit(lambda: h.pwrite(b"3" * 4096, 8192)), tryit(lambda: h.zero(4096, 0)), tryit(lambda: h.trim(4096, 0)),
       h.pread(8192, 0) == b"1" * 4096 + b"2" * 4096, h.pread(4096, 8192) == bytes(4096))
-`, srv.uri);
+`,
+        srv.uri,
+      );
       expect(out.trim()).toBe('False ok ok ENOSPC ENOSPC ENOSPC True True');
     } finally {
       expect(await srv.stop()).toBe(0);

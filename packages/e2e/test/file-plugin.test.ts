@@ -4,13 +4,26 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nbdinfoJson, nbdinfoMap, nbdsh, nbdshOk, requireTool, sha256File, sparseFile, startServer, tempDir,
-  writeRandomFile, type TempDir,
+  nbdinfoJson,
+  nbdinfoMap,
+  nbdsh,
+  nbdshOk,
+  requireTool,
+  sha256File,
+  sparseFile,
+  startServer,
+  tempDir,
+  writeRandomFile,
+  type TempDir,
 } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
 let dir: TempDir;
-beforeAll(() => { requireTool('nbdsh'); requireTool('nbdinfo'); dir = tempDir(); });
+beforeAll(() => {
+  requireTool('nbdsh');
+  requireTool('nbdinfo');
+  dir = tempDir();
+});
 afterAll(() => dir?.cleanup());
 
 describe('file plugin', () => {
@@ -20,12 +33,17 @@ describe('file plugin', () => {
     const srv = await startServer(['file', `file=${p}`]);
     try {
       expect((await nbdinfoJson(srv.uri)).exports[0]!['export-size']).toBe(1_000_003);
-      const out = await nbdshOk([
-        'h.set_strict_mode(0)',
-        'h.pwrite(b"END", 1000000)',
-        'print(h.pread(3, 1000000).decode())',
-        'try:\n    h.pwrite(b"X" * 4, 1000000)\n    print("no error")\nexcept nbd.Error as e:\n    print(e.errnum == errno.ENOSPC)',
-      ].join('\n').replace(/^/, 'import errno\n'), srv.uri);
+      const out = await nbdshOk(
+        [
+          'h.set_strict_mode(0)',
+          'h.pwrite(b"END", 1000000)',
+          'print(h.pread(3, 1000000).decode())',
+          'try:\n    h.pwrite(b"X" * 4, 1000000)\n    print("no error")\nexcept nbd.Error as e:\n    print(e.errnum == errno.ENOSPC)',
+        ]
+          .join('\n')
+          .replace(/^/, 'import errno\n'),
+        srv.uri,
+      );
       expect(out.trim().split('\n')).toEqual(['END', 'True']);
     } finally {
       expect(await srv.stop()).toBe(0);
@@ -70,7 +88,10 @@ describe('file plugin', () => {
       expect(typeAt(3 * MiB)).toBe(3);
       expect(typeAt(6 * MiB + 4096)).toBe(0);
       expect(typeAt(12 * MiB)).toBe(3);
-      const out = await nbdshOk(`print(h.pread(${4 * MiB}, ${2 * MiB}) == bytes(${4 * MiB}), h.pread(4096, ${7 * MiB}) == b"\\xee" * 4096)`, srv.uri);
+      const out = await nbdshOk(
+        `print(h.pread(${4 * MiB}, ${2 * MiB}) == bytes(${4 * MiB}), h.pread(4096, ${7 * MiB}) == b"\\xee" * 4096)`,
+        srv.uri,
+      );
       expect(out.trim()).toBe('True True');
     } finally {
       expect(await srv.stop()).toBe(0);

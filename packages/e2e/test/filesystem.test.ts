@@ -4,14 +4,25 @@
 import { mkdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  requireTool, run, runOk, sparseFile, startServer, tempDir, treeChecksums, withLoopMount, withNbdfuse,
-  writeRandomTree, type ServerProcess, type TempDir,
+  requireTool,
+  run,
+  runOk,
+  sparseFile,
+  startServer,
+  tempDir,
+  treeChecksums,
+  withLoopMount,
+  withNbdfuse,
+  writeRandomTree,
+  type ServerProcess,
+  type TempDir,
 } from '@nbdts/testkit';
 
 let dir: TempDir;
 let want: Record<string, string>;
 beforeAll(async () => {
-  for (const t of ['nbdfuse', 'fusermount3', 'mkfs.ext4', 'e2fsck', 'mount', 'umount', 'rsync', '/dev/fuse']) requireTool(t);
+  for (const t of ['nbdfuse', 'fusermount3', 'mkfs.ext4', 'e2fsck', 'mount', 'umount', 'rsync', '/dev/fuse'])
+    requireTool(t);
   dir = tempDir();
   writeRandomTree(dir.join('tree'), 40, 1 << 20, (p) => mkdirSync(p, { recursive: true }));
   // (lost+found, made by mkfs, is an empty directory: it adds no entries.)
@@ -27,8 +38,12 @@ async function fsckClean(img: string): Promise<void> {
 
 describe('ext4 over nbdfuse: memory size=256M', () => {
   let srv: ServerProcess;
-  beforeAll(async () => { srv = await startServer(['memory', 'size=256M']); });
-  afterAll(async () => { await srv?.stop(); });
+  beforeAll(async () => {
+    srv = await startServer(['memory', 'size=256M']);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
 
   it('mkfs, copy a tree, fsck clean, remount and read back', async () => {
     await withNbdfuse(srv.uri, dir.join('fuse-mem'), async (img) => {

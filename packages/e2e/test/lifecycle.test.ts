@@ -3,8 +3,22 @@
 import { readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nbdshOk, requireTool, run, runCaptive, serverCommand, serverKind, sha256File, sparseFile, spawnBackground,
-  startServer, systemFirstPath, tempDir, waitFor, writeRandomFile, nbdtsBin, type TempDir,
+  nbdshOk,
+  requireTool,
+  run,
+  runCaptive,
+  serverCommand,
+  serverKind,
+  sha256File,
+  sparseFile,
+  spawnBackground,
+  startServer,
+  systemFirstPath,
+  tempDir,
+  waitFor,
+  writeRandomFile,
+  nbdtsBin,
+  type TempDir,
 } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
@@ -17,7 +31,7 @@ beforeAll(() => {
 afterAll(() => dir?.cleanup());
 
 describe('captive mode (--run)', () => {
-  it("runs the command with $uri and exits with its status 0", async () => {
+  it('runs the command with $uri and exits with its status 0', async () => {
     const r = await runCaptive('nbdcopy "$uri" out.img', ['memory', 'size=64M'], { cwd: dir.path });
     expect(r.code, r.stderr).toBe(0);
     expect(statSync(dir.join('out.img')).size).toBe(64 * MiB);
@@ -25,7 +39,9 @@ describe('captive mode (--run)', () => {
 
   it('writes then reads back through $uri', async () => {
     writeRandomFile(dir.join('in.img'), 16 * MiB);
-    const r = await runCaptive('nbdcopy in.img "$uri" && nbdcopy "$uri" back.img', ['memory', 'size=16M'], { cwd: dir.path });
+    const r = await runCaptive('nbdcopy in.img "$uri" && nbdcopy "$uri" back.img', ['memory', 'size=16M'], {
+      cwd: dir.path,
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(await sha256File(dir.join('back.img'))).toBe(await sha256File(dir.join('in.img')));
   });
@@ -49,12 +65,25 @@ describe('start-up', () => {
   });
 
   it.skipIf(serverKind() !== 'nbdts')('-p 0 listens on a free TCP port and prints its URI (nbdts only)', async () => {
-    const srv = spawnBackground(process.execPath, [nbdtsBin, '-p', '0', '-i', '127.0.0.1', '--exit-with-parent', 'memory', 'size=1M']);
+    const srv = spawnBackground(process.execPath, [
+      nbdtsBin,
+      '-p',
+      '0',
+      '-i',
+      '127.0.0.1',
+      '--exit-with-parent',
+      'memory',
+      'size=1M',
+    ]);
     try {
-      await waitFor('the URI on stdout', () => {
-        if (srv.gone) throw new Error(`nbdts exited: ${srv.stderr()}`);
-        return /nbd:\/\/127\.0\.0\.1:\d+/.test(srv.stdout());
-      }, 30_000);
+      await waitFor(
+        'the URI on stdout',
+        () => {
+          if (srv.gone) throw new Error(`nbdts exited: ${srv.stderr()}`);
+          return /nbd:\/\/127\.0\.0\.1:\d+/.test(srv.stdout());
+        },
+        30_000,
+      );
       const uri = /nbd:\/\/127\.0\.0\.1:\d+\/?/.exec(srv.stdout())![0];
       expect(uri).not.toMatch(/:0\/?$/);
       const out = await nbdshOk('h.pwrite(b"tcp!" * 1024, 0)\nprint(h.get_size(), h.pread(4, 0).decode())', uri);
@@ -88,13 +117,22 @@ describe('graceful shutdown: file plugin', () => {
     const srv = await startServer(['file', `file=${backing}`]);
     // A client writes 8 MiB (no flush, no FUA), says so, then stays connected for 10 s.
     // nbdts closes connections on SIGTERM; nbdkit (the reference) waits for the client to leave.
-    const client = spawnBackground(requireTool('nbdsh'), ['-u', srv.uri, '-c', [
-      'import sys, time',
-      'for i in range(8):',
-      `    h.pwrite(bytes([0x40 + i]) * ${MiB}, ${MiB} * i * 3)`,
-      'print("written", flush=True)',
-      'time.sleep(10)',
-    ].join('\n')], { env: { PATH: systemFirstPath() } });
+    const client = spawnBackground(
+      requireTool('nbdsh'),
+      [
+        '-u',
+        srv.uri,
+        '-c',
+        [
+          'import sys, time',
+          'for i in range(8):',
+          `    h.pwrite(bytes([0x40 + i]) * ${MiB}, ${MiB} * i * 3)`,
+          'print("written", flush=True)',
+          'time.sleep(10)',
+        ].join('\n'),
+      ],
+      { env: { PATH: systemFirstPath() } },
+    );
     try {
       await waitFor('the client to finish writing', () => {
         if (client.gone) throw new Error(`client exited early: ${client.stderr()}`);
@@ -102,7 +140,8 @@ describe('graceful shutdown: file plugin', () => {
       });
       const t0 = Date.now();
       expect(await srv.stop('SIGTERM', 20_000), `server stderr:\n${srv.stderr()}`).toBe(0);
-      if (serverKind() === 'nbdts') expect(Date.now() - t0, 'nbdts should not wait for idle clients').toBeLessThan(8000);
+      if (serverKind() === 'nbdts')
+        expect(Date.now() - t0, 'nbdts should not wait for idle clients').toBeLessThan(8000);
     } finally {
       await client.stop('SIGKILL');
       await srv.stop('SIGKILL');
@@ -116,7 +155,9 @@ describe('graceful shutdown: file plugin', () => {
     const again = await startServer(['file', `file=${backing}`]);
     try {
       const out = await nbdshOk(
-        `print(all(h.pread(${MiB}, ${MiB} * i * 3) == bytes([0x40 + i]) * ${MiB} for i in range(8)))`, again.uri);
+        `print(all(h.pread(${MiB}, ${MiB} * i * 3) == bytes([0x40 + i]) * ${MiB} for i in range(8)))`,
+        again.uri,
+      );
       expect(out.trim()).toBe('True');
     } finally {
       expect(await again.stop()).toBe(0);
@@ -128,7 +169,10 @@ describe('graceful shutdown: file plugin', () => {
     sparseFile(backing, 16 * MiB);
     const srv = await startServer(['file', `file=${backing}`]);
     try {
-      await nbdshOk(`h.pwrite(b"\\x5e" * ${4 * MiB}, ${MiB})\nh.pwrite(b"\\x5f" * 4096, 0, nbd.CMD_FLAG_FUA)\nh.flush()`, srv.uri);
+      await nbdshOk(
+        `h.pwrite(b"\\x5e" * ${4 * MiB}, ${MiB})\nh.pwrite(b"\\x5f" * 4096, 0, nbd.CMD_FLAG_FUA)\nh.flush()`,
+        srv.uri,
+      );
     } finally {
       await srv.kill9();
     }

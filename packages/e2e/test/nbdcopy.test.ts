@@ -3,8 +3,16 @@
 import { closeSync, openSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nbdinfoMap, requireTool, runOk, sha256File, sparseFile, startServer, tempDir, writeRandomFile,
-  type ServerProcess, type TempDir,
+  nbdinfoMap,
+  requireTool,
+  runOk,
+  sha256File,
+  sparseFile,
+  startServer,
+  tempDir,
+  writeRandomFile,
+  type ServerProcess,
+  type TempDir,
 } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
@@ -21,8 +29,12 @@ afterAll(() => dir?.cleanup());
 
 describe('nbdcopy: memory plugin', () => {
   let srv: ServerProcess;
-  beforeAll(async () => { srv = await startServer(['memory', 'size=96M']); });
-  afterAll(async () => { await srv?.stop(); });
+  beforeAll(async () => {
+    srv = await startServer(['memory', 'size=96M']);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
 
   it('round trip with default settings', async () => {
     await copy('--flush', dir.join('src.img'), srv.uri);

@@ -2,7 +2,15 @@
 // listing, the base:allocation map after writes and trims, and -s single mode.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  nbdinfoJson, nbdinfoMap, nbdshOk, requireTool, run, runOk, serverCommand, serverKind, startServer,
+  nbdinfoJson,
+  nbdinfoMap,
+  nbdshOk,
+  requireTool,
+  run,
+  runOk,
+  serverCommand,
+  serverKind,
+  startServer,
   type ServerProcess,
 } from '@nbdts/testkit';
 
@@ -17,7 +25,9 @@ describe('nbdinfo: memory size=1G', () => {
     requireTool('nbdinfo');
     [srv, ro] = await Promise.all([startServer(['memory', 'size=1G']), startServer(['-r', 'memory', 'size=1G'])]);
   });
-  afterAll(async () => { await Promise.all([srv?.stop(), ro?.stop()]); });
+  afterAll(async () => {
+    await Promise.all([srv?.stop(), ro?.stop()]);
+  });
 
   it('reports size and write capabilities', async () => {
     const info = await nbdinfoJson(srv.uri);
@@ -72,7 +82,10 @@ describe('nbdinfo: memory size=1G', () => {
   it('--map shows data where written and holes after trim', async () => {
     const fresh = await nbdinfoMap(srv.uri);
     expect(fresh.reduce((n, x) => n + x.length, 0)).toBe(GiB);
-    expect(fresh.every((x) => (x.type & 1) === 1), 'an unwritten memory disk is all hole').toBe(true);
+    expect(
+      fresh.every((x) => (x.type & 1) === 1),
+      'an unwritten memory disk is all hole',
+    ).toBe(true);
 
     // 4 MiB of data at 8 MiB, then trim the middle 2 MiB of it (aligned, so no partial pages).
     await nbdshOk(`h.pwrite(b"\\xa5" * ${4 * MiB}, ${8 * MiB})\nh.flush()\nh.trim(${2 * MiB}, ${9 * MiB})`, srv.uri);
@@ -86,7 +99,9 @@ describe('nbdinfo: memory size=1G', () => {
     expect(typeAt(12 * MiB) & 1).toBe(1);
     expect(map.reduce((n, x) => n + x.length, 0)).toBe(GiB);
     // Extents tile the disk with no gaps or overlaps.
-    map.forEach((x, i) => { if (i > 0) expect(x.offset).toBe(map[i - 1]!.offset + map[i - 1]!.length); });
+    map.forEach((x, i) => {
+      if (i > 0) expect(x.offset).toBe(map[i - 1]!.offset + map[i - 1]!.length);
+    });
   });
 
   it('16 clients at once all get answers', async () => {
@@ -105,8 +120,10 @@ describe('server as a subprocess of the client', () => {
     const argv = JSON.stringify(serverCommand(['-s', 'memory', 'size=1M']));
     const out = await nbdshOk(
       `h.connect_command(${argv})\n` +
-      'h.pwrite(b"single" * 100, 4096)\n' +
-      'print(h.get_size(), h.is_read_only(), h.pread(600, 4096) == b"single" * 100)', null);
+        'h.pwrite(b"single" * 100, 4096)\n' +
+        'print(h.get_size(), h.is_read_only(), h.pread(600, 4096) == b"single" * 100)',
+      null,
+    );
     expect(out.trim()).toBe(`${MiB} False True`);
   });
 

@@ -3,8 +3,15 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  requireTool, run, runOk, sha256File, startServer, tempDir, writeRandomFile,
-  type ServerProcess, type TempDir,
+  requireTool,
+  run,
+  runOk,
+  sha256File,
+  startServer,
+  tempDir,
+  writeRandomFile,
+  type ServerProcess,
+  type TempDir,
 } from '@nbdts/testkit';
 
 const MiB = 1 << 20;
@@ -25,22 +32,41 @@ async function qio(uri: string, ...cmds: string[]): Promise<string> {
   return r.stdout;
 }
 
-interface MapSeg { start: number; length: number; zero: boolean; data: boolean }
+interface MapSeg {
+  start: number;
+  length: number;
+  zero: boolean;
+  data: boolean;
+}
 
 describe('qemu-io: memory size=16M', () => {
   let srv: ServerProcess;
-  beforeAll(async () => { srv = await startServer(['memory', 'size=16M']); });
-  afterAll(async () => { await srv?.stop(); });
+  beforeAll(async () => {
+    srv = await startServer(['memory', 'size=16M']);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
 
   it('write, read with pattern check, write-zeroes, discard, flush, aio', async () => {
-    const out = await qio(srv.uri,
-      'write -P 0xab 0 1M', 'read -P 0xab 0 1M',
-      'write -P 0x01 1M 1M', 'write -z 1M 1M', 'read -P 0x00 1M 1M',
-      'write -P 0x02 2M 1M', 'discard 2M 1M', 'read -P 0x00 2M 1M',
+    const out = await qio(
+      srv.uri,
+      'write -P 0xab 0 1M',
+      'read -P 0xab 0 1M',
+      'write -P 0x01 1M 1M',
+      'write -z 1M 1M',
+      'read -P 0x00 1M 1M',
+      'write -P 0x02 2M 1M',
+      'discard 2M 1M',
+      'read -P 0x00 2M 1M',
       'flush',
-      'aio_write -P 0xcd 3M 64k', 'aio_write -P 0xce 4M 64k', 'aio_flush',
-      'read -P 0xcd 3M 64k', 'read -P 0xce 4M 64k',
-      'read -P 0xab 0 1M');
+      'aio_write -P 0xcd 3M 64k',
+      'aio_write -P 0xce 4M 64k',
+      'aio_flush',
+      'read -P 0xcd 3M 64k',
+      'read -P 0xce 4M 64k',
+      'read -P 0xab 0 1M',
+    );
     expect(out).toContain('wrote 1048576/1048576 bytes at offset 0');
     expect(out).toContain('wrote 1048576/1048576 bytes at offset 1048576');
     expect(out).toContain('discard 1048576/1048576 bytes at offset 2097152');
@@ -78,7 +104,9 @@ describe('qemu-img convert and compare: memory size=32M', () => {
     srv = await startServer(['memory', 'size=32M']);
     writeRandomFile(dir.join('src.img'), 32 * MiB);
   });
-  afterAll(async () => { await srv?.stop(); });
+  afterAll(async () => {
+    await srv?.stop();
+  });
 
   it('convert raw file -> nbd, then compare says identical', async () => {
     await runOk(qemuImg, ['convert', '-n', '-f', 'raw', '-O', 'raw', dir.join('src.img'), srv.uri]);

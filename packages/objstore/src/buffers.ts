@@ -27,7 +27,10 @@ let reusedCount = 0;
  * memory is reused. A buffer given away without such accounting (lendForever)
  * is never reused, and nor is anything never tracked: GC frees those.
  */
-interface Holds { readonly buf: Buffer; n: number }
+interface Holds {
+  readonly buf: Buffer;
+  n: number;
+}
 const tracked = new WeakMap<ArrayBufferLike, Holds>();
 
 /**
@@ -49,7 +52,8 @@ export function bigBuffer(n: number, zeroed = true): Buffer {
  * unhold() it: it is reused once the last lets go. Returns b.
  */
 export function own(b: Buffer): Buffer {
-  if (b.length >= MIN_PREFAULT && b.byteOffset === 0 && b.buffer.byteLength === b.length) tracked.set(b.buffer, { buf: b, n: 0 });
+  if (b.length >= MIN_PREFAULT && b.byteOffset === 0 && b.buffer.byteLength === b.length)
+    tracked.set(b.buffer, { buf: b, n: 0 });
   return b;
 }
 

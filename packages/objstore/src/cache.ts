@@ -74,9 +74,15 @@ export class ChunkCache {
     this.#stats = stats;
   }
 
-  get bytes(): number { return this.#bytes; }
-  get dirtyBytes(): number { return this.#dirtyBytes; }
-  get size(): number { return this.#entries.size; }
+  get bytes(): number {
+    return this.#bytes;
+  }
+  get dirtyBytes(): number {
+    return this.#dirtyBytes;
+  }
+  get size(): number {
+    return this.#entries.size;
+  }
 
   /** Look without changing the LRU order. */
   peek(i: number): Entry | undefined {
@@ -128,7 +134,19 @@ export class ChunkCache {
 
   /** A new entry; while in the cache, an entry counts as a user of its data's memory (buffers.ts hold). */
   insert(i: number, data: Buffer | null, pins = 0, run: RunShare | null = null): Entry {
-    const e: Entry = { index: i, data, dirty: false, gen: 0, storing: null, frozen: null, error: null, pins, written: 0, run, scanned: false };
+    const e: Entry = {
+      index: i,
+      data,
+      dirty: false,
+      gen: 0,
+      storing: null,
+      frozen: null,
+      error: null,
+      pins,
+      written: 0,
+      run,
+      scanned: false,
+    };
     hold(data);
     this.#entries.set(i, e);
     this.#bytes += cost(data);

@@ -17,7 +17,9 @@ export function consoleOutput(): Output {
 /** Plugin-style logging straight to stderr, for tools that run without the server's logger. */
 export function stderrLogger(verbose: boolean): PluginLogger {
   return {
-    debug: (m) => { if (verbose) process.stderr.write(`debug: ${m}\n`); },
+    debug: (m) => {
+      if (verbose) process.stderr.write(`debug: ${m}\n`);
+    },
     info: (m) => process.stderr.write(`${m}\n`),
     warn: (m) => process.stderr.write(`warning: ${m}\n`),
     error: (m) => process.stderr.write(`error: ${m}\n`),
@@ -52,7 +54,9 @@ export class Progress {
     const bar = '#'.repeat(Math.round(frac * 30)).padEnd(30, ' ');
     const rate = this.#done / Math.max(0.001, (now - this.#start) / 1000);
     const mib = (rate / 2 ** 20).toFixed(1);
-    process.stderr.write(`\r${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% of ${formatSize(this.total)}, ${mib} MiB/s  `);
+    process.stderr.write(
+      `\r${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% of ${formatSize(this.total)}, ${mib} MiB/s  `,
+    );
   }
 
   end(): void {
@@ -61,12 +65,20 @@ export class Progress {
 }
 
 /** Run fn over items with at most `jobs` running at once; the first failure stops new work and is thrown. */
-export async function parallel<T>(items: Iterable<T> | AsyncIterable<T>, jobs: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function parallel<T>(
+  items: Iterable<T> | AsyncIterable<T>,
+  jobs: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   const running = new Set<Promise<void>>();
   let failure: { err: unknown } | undefined;
   for await (const item of items) {
     if (failure) break;
-    const p: Promise<void> = fn(item).catch((err: unknown) => { failure ??= { err }; }).finally(() => running.delete(p));
+    const p: Promise<void> = fn(item)
+      .catch((err: unknown) => {
+        failure ??= { err };
+      })
+      .finally(() => running.delete(p));
     running.add(p);
     if (running.size >= jobs) await Promise.race(running);
   }

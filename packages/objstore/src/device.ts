@@ -152,12 +152,17 @@ export class ObjectDevice {
     this.#trustListing = options.trustListing ?? false;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#cache = new ChunkCache(cacheSize, (i) => layout.chunkLength(i), this.#stats);
-    this.#io = new ObjectIO(store, layout, {
-      maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
-      retry: this.#retry,
-      requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
-      verifyEtag: options.verifyEtag ?? true,
-    }, this.#stats);
+    this.#io = new ObjectIO(
+      store,
+      layout,
+      {
+        maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
+        retry: this.#retry,
+        requestTimeoutMs: options.requestTimeoutMs ?? 120_000,
+        verifyEtag: options.verifyEtag ?? true,
+      },
+      this.#stats,
+    );
   }
 
   /** Make a device and read the listing (which chunks exist). Throws ConfigError when the store cannot be listed. */
@@ -167,29 +172,42 @@ export class ObjectDevice {
     return dev;
   }
 
-  get cacheSize(): number { return this.#cache.capacity; }
+  get cacheSize(): number {
+    return this.#cache.capacity;
+  }
 
   async #scan(): Promise<void> {
     const prefix = this.layout.listPrefix;
     if (prefix === undefined) return;
     let found: number[] = [];
     try {
-      await withRetry(this.#retry, async () => {
-        found = [];
-        for await (const info of this.store.list(prefix)) {
-          const i = this.layout.indexOf(info.key);
-          if (i !== null) found.push(i);
-        }
-      }, (err, attempt) => {
-        this.#stats.retries++;
-        log.debug(`objstore: ${this.store.description}: listing ${prefix}: retry ${attempt}: ${(err as Error).message}`);
-      });
+      await withRetry(
+        this.#retry,
+        async () => {
+          found = [];
+          for await (const info of this.store.list(prefix)) {
+            const i = this.layout.indexOf(info.key);
+            if (i !== null) found.push(i);
+          }
+        },
+        (err, attempt) => {
+          this.#stats.retries++;
+          log.debug(
+            `objstore: ${this.store.description}: listing ${prefix}: retry ${attempt}: ${(err as Error).message}`,
+          );
+        },
+      );
     } catch (err) {
-      throw new ConfigError(`${this.store.description}: cannot list objects under '${prefix}': ${(err as Error).message}`, { cause: err });
+      throw new ConfigError(
+        `${this.store.description}: cannot list objects under '${prefix}': ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     for (const i of found) this.#present.add(i);
-    log.debug(`objstore: ${this.store.description}: ${found.length} of ${this.layout.chunks} objects exist; ` +
-      `object ${formatSize(this.chunkSize)}, cache ${formatSize(this.cacheSize)}, max dirty ${formatSize(this.maxDirty)}`);
+    log.debug(
+      `objstore: ${this.store.description}: ${found.length} of ${this.layout.chunks} objects exist; ` +
+        `object ${formatSize(this.chunkSize)}, cache ${formatSize(this.cacheSize)}, max dirty ${formatSize(this.maxDirty)}`,
+    );
   }
 
   // ---- requests ---------------------------------------------------------
@@ -199,10 +217,14 @@ export class ObjectDevice {
     this.#check(buf.length, offset, false);
     const spans = this.#spans(offset, buf.length);
     const sequential = this.#readaheadAfter(offset, buf.length);
-    await Promise.all(spans.map((s) => this.#withEntry(s.i, (e) => {
-      if (e.data) e.data.copy(buf, s.pos, s.off, s.off + s.len);
-      else buf.fill(0, s.pos, s.pos + s.len);
-    })));
+    await Promise.all(
+      spans.map((s) =>
+        this.#withEntry(s.i, (e) => {
+          if (e.data) e.data.copy(buf, s.pos, s.off, s.off + s.len);
+          else buf.fill(0, s.pos, s.pos + s.len);
+        }),
+      ),
+    );
     if (sequential) this.#passed(spans);
   }
 
@@ -240,23 +262,35 @@ export class ObjectDevice {
    */
   async lendViews(count: number, offset: number): Promise<Buffer[]> {
     const held: Buffer[] = [];
-    const views = await this.#views(count, offset, (b) => { hold(b); held.push(b); });
-    return lent(views, () => { for (const b of held) unhold(b); });
+    const views = await this.#views(count, offset, (b) => {
+      hold(b);
+      held.push(b);
+    });
+    return lent(views, () => {
+      for (const b of held) unhold(b);
+    });
   }
 
   async #views(count: number, offset: number, keep: (chunk: Buffer) => void): Promise<Buffer[]> {
     this.#check(count, offset, false);
     const spans = this.#spans(offset, count);
     const sequential = this.#readaheadAfter(offset, count);
-    const parts = await Promise.all(spans.map((s) => this.#withEntry(s.i, (e): Buffer | number => {
-      if (!e.data) return s.len;
-      keep(e.data); // at once: the cache may drop the chunk before the reply has left
-      return e.data.subarray(s.off, s.off + s.len);
-    })));
+    const parts = await Promise.all(
+      spans.map((s) =>
+        this.#withEntry(s.i, (e): Buffer | number => {
+          if (!e.data) return s.len;
+          keep(e.data); // at once: the cache may drop the chunk before the reply has left
+          return e.data.subarray(s.off, s.off + s.len);
+        }),
+      ),
+    );
     if (sequential) this.#passed(spans);
     const out: Buffer[] = [];
     for (const p of parts) {
-      if (typeof p !== 'number') { out.push(p); continue; }
+      if (typeof p !== 'number') {
+        out.push(p);
+        continue;
+      }
       for (let left = p; left > 0; left -= ZEROS.length) out.push(ZEROS.subarray(0, Math.min(left, ZEROS.length)));
     }
     return out;
@@ -265,8 +299,9 @@ export class ObjectDevice {
   /** Write buf at offset. With fua (or writethrough), resolves only once the touched objects are stored. */
   async write(buf: Buffer, offset: number, opts: { fua?: boolean } = {}): Promise<void> {
     this.#check(buf.length, offset, true);
-    const touched = await Promise.all(this.#spans(offset, buf.length).map((s) =>
-      this.#writeSpan(s.i, s.off, buf.subarray(s.pos, s.pos + s.len))));
+    const touched = await Promise.all(
+      this.#spans(offset, buf.length).map((s) => this.#writeSpan(s.i, s.off, buf.subarray(s.pos, s.pos + s.len))),
+    );
     if (opts.fua || this.writethrough) await this.#storeNow(touched, 'FUA write');
   }
 
@@ -351,7 +386,13 @@ export class ObjectDevice {
   #check(count: number, offset: number, write: boolean): void {
     if (write && this.readOnly) throw new NbdError('EROFS', `${this.store.description}: the device is read-only`);
     if (write && this.#closed) throw new NbdError('ESHUTDOWN', `${this.store.description}: the device is closed`);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(count) || offset < 0 || count < 0 || offset + count > this.size) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(count) ||
+      offset < 0 ||
+      count < 0 ||
+      offset + count > this.size
+    ) {
       throw new NbdError('EINVAL', `request ${offset}+${count} is outside the device (${this.size} bytes)`);
     }
   }
@@ -399,7 +440,10 @@ export class ObjectDevice {
       if (this.#knownAbsent(i) && !this.#loads.has(i)) return use(this.#cache.insert(i, null));
       let load = this.#loads.get(i);
       if (load) this.#stats.cacheHits++;
-      else { this.#stats.cacheMisses++; load = this.#startLoad(i); }
+      else {
+        this.#stats.cacheMisses++;
+        load = this.#startLoad(i);
+      }
       load.waiters++;
       await load.promise;
       const e = load.entry;
@@ -425,20 +469,29 @@ export class ObjectDevice {
   /** Fetch chunk i, or take its bytes from `data` (its share of a readahead run, `run`). */
   #startLoad(i: number, data?: Promise<Buffer | null>, run?: RunShare): Load {
     const load: Load = { promise: Promise.resolve(), stale: false, waiters: 0, entry: null };
-    const done = () => { if (this.#loads.get(i) === load) this.#loads.delete(i); };
-    load.promise = (data ?? this.#io.getChunk(i)).then((data) => {
-      done();
-      // Stale, or (defensively) someone else's entry is already there: never overwrite a newer entry.
-      if (load.stale || this.#cache.peek(i)) {
-        if (run) run.alive--;
-        return;
-      }
-      if (data === null) this.#present.delete(i); else this.#present.add(i);
-      this.#confirmed.add(i);
-      load.entry = this.#cache.insert(i, data, load.waiters, run ?? null);
-      // The buffer came from the adapter, which may still use it: copy before the first change.
-      load.entry.frozen = data;
-    }, (err: unknown) => { done(); throw err; });
+    const done = () => {
+      if (this.#loads.get(i) === load) this.#loads.delete(i);
+    };
+    load.promise = (data ?? this.#io.getChunk(i)).then(
+      (data) => {
+        done();
+        // Stale, or (defensively) someone else's entry is already there: never overwrite a newer entry.
+        if (load.stale || this.#cache.peek(i)) {
+          if (run) run.alive--;
+          return;
+        }
+        if (data === null) this.#present.delete(i);
+        else this.#present.add(i);
+        this.#confirmed.add(i);
+        load.entry = this.#cache.insert(i, data, load.waiters, run ?? null);
+        // The buffer came from the adapter, which may still use it: copy before the first change.
+        load.entry.frozen = data;
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
     this.#loads.set(i, load);
     return load;
   }
@@ -463,8 +516,11 @@ export class ObjectDevice {
       void this.#writeback();
     });
     if (!ok) {
-      throw new NbdError('EIO', `${this.store.description}: storing dirty data is failing and the dirty limit ` +
-        `(${formatSize(this.maxDirty)}) is reached; not accepting more writes until it recovers`);
+      throw new NbdError(
+        'EIO',
+        `${this.store.description}: storing dirty data is failing and the dirty limit ` +
+          `(${formatSize(this.maxDirty)}) is reached; not accepting more writes until it recovers`,
+      );
     }
   }
 
@@ -533,20 +589,33 @@ export class ObjectDevice {
    * small writes rarely add up to a chunk, so they still coalesce in the cache.
    */
   #streamOut(e: Entry): void {
-    if (!this.#streamWrites || this.writethrough || e.written < this.layout.chunkLength(e.index) || this.#writebackFailures > 0) return;
+    if (
+      !this.#streamWrites ||
+      this.writethrough ||
+      e.written < this.layout.chunkLength(e.index) ||
+      this.#writebackFailures > 0
+    )
+      return;
     e.written = 0;
-    this.#store(e).then(() => this.#cache.streamedClean(e), (err: unknown) => {
-      // It stays dirty; write-back or the next flush tries again and reports a lasting failure.
-      this.#stats.writebackErrors++;
-      log.debug(`objstore: streaming store of chunk ${e.index} failed: ${(err as Error).message}`);
-      this.#schedule(this.#writebackDelayMs);
-    });
+    this.#store(e).then(
+      () => this.#cache.streamedClean(e),
+      (err: unknown) => {
+        // It stays dirty; write-back or the next flush tries again and reports a lasting failure.
+        this.#stats.writebackErrors++;
+        log.debug(`objstore: streaming store of chunk ${e.index} failed: ${(err as Error).message}`);
+        this.#schedule(this.#writebackDelayMs);
+      },
+    );
   }
 
   async #zeroRange(count: number, offset: number, trim: boolean, fua: boolean): Promise<void> {
     this.#check(count, offset, true);
     const touched = await Promise.all(this.#spans(offset, count).map((s) => this.#zeroSpan(s.i, s.off, s.len, trim)));
-    if (fua || this.writethrough) await this.#storeNow(touched.filter((e) => e !== null), trim ? 'FUA trim' : 'FUA zero');
+    if (fua || this.writethrough)
+      await this.#storeNow(
+        touched.filter((e) => e !== null),
+        trim ? 'FUA trim' : 'FUA zero',
+      );
   }
 
   /** Zero part of a chunk; returns the entry if it has a change to store. */
@@ -586,7 +655,10 @@ export class ObjectDevice {
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed.length > 0) {
       const first = (failed[0]!.reason as Error).message;
-      throw new NbdError('EIO', `${what}: ${failed.length} of ${entries.length} objects could not be stored (they stay dirty); first: ${first}`);
+      throw new NbdError(
+        'EIO',
+        `${what}: ${failed.length} of ${entries.length} objects could not be stored (they stay dirty); first: ${first}`,
+      );
     }
   }
 
@@ -665,7 +737,10 @@ export class ObjectDevice {
    * chunks being filled, unless writers are waiting for room.
    */
   async #writeback(all = true): Promise<void> {
-    if (this.#writebackRunning) { this.#writebackAgain = true; return; }
+    if (this.#writebackRunning) {
+      this.#writebackAgain = true;
+      return;
+    }
     this.#writebackRunning = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -684,8 +759,10 @@ export class ObjectDevice {
     }
     if (failed > 0) {
       this.#writebackFailures++;
-      log.warn(`objstore: ${this.store.description}: background write-back: ${failed} objects could not be stored; ` +
-        'they stay dirty and will be tried again (the next flush reports the error if it persists)');
+      log.warn(
+        `objstore: ${this.store.description}: background write-back: ${failed} objects could not be stored; ` +
+          'they stay dirty and will be tried again (the next flush reports the error if it persists)',
+      );
     } else {
       this.#writebackFailures = 0;
     }
@@ -735,10 +812,13 @@ export class ObjectDevice {
     // The run holds its buffer until every chunk has taken its share (or been dropped as stale), so the
     // first chunks to leave the cache cannot put the memory up for reuse while later ones still come.
     // A failed run needs nothing here: each chunk's load reports it.
-    void run?.then((body) => {
-      hold(body);
-      void Promise.allSettled(loads).then(() => unhold(body));
-    }, () => {});
+    void run?.then(
+      (body) => {
+        hold(body);
+        void Promise.allSettled(loads).then(() => unhold(body));
+      },
+      () => {},
+    );
     for (let i = first; i < first + n; i++) {
       this.#stats.readaheads++;
       const off = (i - first) * this.chunkSize;

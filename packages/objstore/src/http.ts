@@ -73,11 +73,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly #resolve: (res: TransportResponse) => void;
   readonly #reject: (err: unknown) => void;
 
-  constructor(
-    req: TransportRequest,
-    resolve: (res: TransportResponse) => void,
-    reject: (err: unknown) => void,
-  ) {
+  constructor(req: TransportRequest, resolve: (res: TransportResponse) => void, reject: (err: unknown) => void) {
     this.#req = req;
     this.#resolve = resolve;
     this.#reject = reject;
@@ -119,7 +115,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.#done) controller.abort(new Error('request ended before it was sent'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
     if (status < 200) return; // 100 Continue and friends: the real answer follows
     this.#status = status;
     for (const name in headers) this.#headers[name] = headerValue(headers[name]);
@@ -183,9 +183,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   #lengthError(got: number, how: string): StoreError {
-    return new StoreError('transient',
+    return new StoreError(
+      'transient',
       `${this.#req.what}: the response body is ${how} its Content-Length (${got} bytes received, ${this.#expected} announced)`,
-      this.#status);
+      this.#status,
+    );
   }
 }
 
@@ -218,13 +220,19 @@ export class HttpTransport {
     this.#options = {
       connections,
       pipelining: 1,
-      connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) },
+      connect: {
+        timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+      },
       ...(opts.keepAliveTimeoutMs !== undefined ? { keepAliveTimeout: opts.keepAliveTimeoutMs } : {}),
     };
     if ((opts.plainGets ?? true) && !process.env.NBDTS_NO_PLAIN_GET) {
       this.#plainOptions = {
-        connections, connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
-        requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS, ca: opts.ca,
+        connections,
+        connectTimeoutMs: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+        keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
+        requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+        ca: opts.ca,
       };
     }
   }
@@ -268,12 +276,15 @@ export class HttpTransport {
     return new Promise<TransportResponse>((resolve, reject) => {
       const handler = new Exchange(req, resolve, reject);
       try {
-        this.#pool(url.origin).dispatch({
-          path: url.pathname + url.search,
-          method: req.method as Dispatcher.HttpMethod,
-          headers: req.headers,
-          body: req.body,
-        }, handler);
+        this.#pool(url.origin).dispatch(
+          {
+            path: url.pathname + url.search,
+            method: req.method as Dispatcher.HttpMethod,
+            headers: req.headers,
+            body: req.body,
+          },
+          handler,
+        );
       } catch (err) {
         // undici validates synchronously (e.g. a header value with a newline): bad input, not the network.
         handler.refused(err);

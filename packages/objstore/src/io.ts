@@ -73,7 +73,8 @@ export class ObjectIO {
       const body = await this.store.get(key, range, signal);
       if (body === null) throw new StoreError('fatal', 'object not found');
       this.#stats.getBytes += body.length;
-      if (body.length !== range.length) throw new VerifyError(`short or long body: got ${body.length} bytes, expected ${range.length}`);
+      if (body.length !== range.length)
+        throw new VerifyError(`short or long body: got ${body.length} bytes, expected ${range.length}`);
       return body;
     });
   }
@@ -103,13 +104,22 @@ export class ObjectIO {
   /** One store call with the limiter, timeout and retries; failures become EIO. */
   async #call<T>(what: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     try {
-      return await withRetry(this.#opts.retry, () => this.limiter.run(() => this.#attempt(fn)), (err, attempt, delay) => {
-        this.#stats.retries++;
-        log.debug(`objstore: ${this.store.description}: ${what}: retry ${attempt} in ${delay} ms: ${(err as Error).message}`);
-      });
+      return await withRetry(
+        this.#opts.retry,
+        () => this.limiter.run(() => this.#attempt(fn)),
+        (err, attempt, delay) => {
+          this.#stats.retries++;
+          log.debug(
+            `objstore: ${this.store.description}: ${what}: retry ${attempt} in ${delay} ms: ${(err as Error).message}`,
+          );
+        },
+      );
     } catch (err) {
       this.#stats.failures++;
-      const why = err instanceof StoreError ? `${err.kind}${err.status ? ` ${err.status}` : ''}: ${err.message}` : (err as Error).message;
+      const why =
+        err instanceof StoreError
+          ? `${err.kind}${err.status ? ` ${err.status}` : ''}: ${err.message}`
+          : (err as Error).message;
       const msg = `${this.store.description}: ${what} failed: ${why}`;
       log.error(`objstore: ${msg}`);
       throw new NbdError('EIO', msg, { cause: err });

@@ -67,7 +67,8 @@ export function paddedKeys(prefix: string, radix: 10 | 16, width: number): KeySc
 }
 
 function checkSizes(size: number, chunkSize: number): void {
-  if (!Number.isSafeInteger(size) || size < 0) throw new ConfigError(`device size must be a whole number of bytes, got ${size}`);
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new ConfigError(`device size must be a whole number of bytes, got ${size}`);
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 512) {
     throw new ConfigError(`object size must be at least 512 bytes, got ${chunkSize}`);
   }

@@ -6,14 +6,21 @@ export class Limiter {
   readonly #queue: Array<() => void> = [];
 
   constructor(limit: number) {
-    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`concurrency limit must be at least 1, got ${limit}`);
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new RangeError(`concurrency limit must be at least 1, got ${limit}`);
     this.limit = limit;
   }
 
-  get active(): number { return this.#active; }
+  get active(): number {
+    return this.#active;
+  }
   /** Most requests ever in flight at once. */
-  get peak(): number { return this.#peak; }
-  get waiting(): number { return this.#queue.length; }
+  get peak(): number {
+    return this.#peak;
+  }
+  get waiting(): number {
+    return this.#queue.length;
+  }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
     if (this.#active >= this.limit) await new Promise<void>((resolve) => this.#queue.push(resolve));

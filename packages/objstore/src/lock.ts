@@ -24,11 +24,13 @@ export class LockHeldError extends ConfigError {
   readonly holder: LockInfo | null;
   readonly key: string;
   constructor(store: ObjectStore, key: string, holder: LockInfo | null) {
-    super(holder
-      ? `${store.description}: in use: lock '${key}' is held by ${holder.owner} since ${holder.since}. ` +
-        'If that server is no longer running, break the lock and try again.'
-      : `${store.description}: in use: lock '${key}' exists (holder unreadable). ` +
-        'If no server is using it, break the lock and try again.');
+    super(
+      holder
+        ? `${store.description}: in use: lock '${key}' is held by ${holder.owner} since ${holder.since}. ` +
+            'If that server is no longer running, break the lock and try again.'
+        : `${store.description}: in use: lock '${key}' exists (holder unreadable). ` +
+            'If no server is using it, break the lock and try again.',
+    );
     this.name = 'LockHeldError';
     this.holder = holder;
     this.key = key;
@@ -46,11 +48,17 @@ export function defaultLockOwner(): string {
  * A busy answer (503) is retried for a few seconds; that is safe because a
  * retry that meets a lock with our owner string knows the first try landed.
  */
-export async function acquireLock(store: ObjectStore, lockKey: string, owner: string = defaultLockOwner()): Promise<HeldLock> {
+export async function acquireLock(
+  store: ObjectStore,
+  lockKey: string,
+  owner: string = defaultLockOwner(),
+): Promise<HeldLock> {
   const info: LockInfo = { owner, since: new Date().toISOString() };
   const body = Buffer.from(JSON.stringify(info));
   try {
-    await withStartupRetry(() => store.put(lockKey, body, { md5: md5Hex(body), ifNoneMatch: true, contentType: 'application/json' }));
+    await withStartupRetry(() =>
+      store.put(lockKey, body, { md5: md5Hex(body), ifNoneMatch: true, contentType: 'application/json' }),
+    );
   } catch (err) {
     if (err instanceof StoreError && err.kind === 'precondition') {
       const holder = await readLock(store, lockKey).catch(() => null);

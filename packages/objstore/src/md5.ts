@@ -30,7 +30,11 @@ const MAX_OFFLOAD = 8 * 1024 * 1024;
 /** Slots per size class: one being copied into while the thread hashes the others. */
 const SLOTS_PER_CLASS = 3;
 
-interface Slot { id: number; view: Buffer; busy: boolean }
+interface Slot {
+  id: number;
+  view: Buffer;
+  busy: boolean;
+}
 
 /**
  * MD5 on a helper thread, for the object stores' PUTs: hashing a 4 MiB
@@ -118,10 +122,16 @@ export class Md5Offload {
     for (;;) {
       if (this.#broken) return undefined;
       const free = slots.find((s) => !s.busy);
-      if (free) { free.busy = true; return free; }
+      if (free) {
+        free.busy = true;
+        return free;
+      }
       await new Promise<void>((resolve) => {
         let list = this.#waiters.get(size);
-        if (!list) { list = []; this.#waiters.set(size, list); }
+        if (!list) {
+          list = [];
+          this.#waiters.set(size, list);
+        }
         list.push(resolve);
       });
     }

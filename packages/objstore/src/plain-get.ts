@@ -49,7 +49,12 @@ export interface PlainGetOptions {
 }
 
 /** Where one origin's sockets connect. */
-interface Endpoint { host: string; port: number; tls: boolean; ca?: string | Buffer }
+interface Endpoint {
+  host: string;
+  port: number;
+  tls: boolean;
+  ca?: string | Buffer;
+}
 
 /** A reused socket that closed before any answer: the server had dropped it while idle. */
 class StaleSocket extends Error {}
@@ -107,22 +112,40 @@ class Conn {
     this.#onGone = onGone;
     this.#target = this.#buf;
     // Node asks for the next read's buffer after each callback; over TLS the buffer gets the decrypted bytes.
-    const onread = { buffer: () => this.#target, callback: (n: number) => { this.#onRead(n); return true; } };
+    const onread = {
+      buffer: () => this.#target,
+      callback: (n: number) => {
+        this.#onRead(n);
+        return true;
+      },
+    };
     this.socket = at.tls
-      // tls.connect documents onread (used when it makes the socket itself); @types/node leaves it out.
-      ? tls.connect({ host: at.host, port: at.port, servername: net.isIP(at.host) ? undefined : at.host, ca: at.ca, onread } as tls.ConnectionOptions)
+      ? // tls.connect documents onread (used when it makes the socket itself); @types/node leaves it out.
+        tls.connect({
+          host: at.host,
+          port: at.port,
+          servername: net.isIP(at.host) ? undefined : at.host,
+          ca: at.ca,
+          onread,
+        } as tls.ConnectionOptions)
       : net.connect({ host: at.host, port: at.port, onread });
     this.socket.setNoDelay(true);
-    this.#connectTimer = setTimeout(() => this.#destroy(
-      new StoreError('transient', `connect timed out after ${connectTimeoutMs / 1000} s`)), connectTimeoutMs);
+    this.#connectTimer = setTimeout(
+      () => this.#destroy(new StoreError('transient', `connect timed out after ${connectTimeoutMs / 1000} s`)),
+      connectTimeoutMs,
+    );
     this.socket.once(at.tls ? 'secureConnect' : 'connect', () => clearTimeout(this.#connectTimer));
     this.socket.on('error', (err) => this.#destroy(err));
     // A clean end of stream is the end of a close-delimited body; otherwise 'close' reports it.
-    this.socket.on('end', () => { if (this.#ex && this.#mode === 'eof') this.#finish(this.#ex, true); });
+    this.socket.on('end', () => {
+      if (this.#ex && this.#mode === 'eof') this.#finish(this.#ex, true);
+    });
     this.socket.on('close', () => this.#destroy(new StoreError('transient', 'other side closed the connection')));
   }
 
-  get busy(): boolean { return this.#ex !== undefined; }
+  get busy(): boolean {
+    return this.#ex !== undefined;
+  }
 
   /** Send one GET; the exchange settles through its resolve/reject. */
   send(head: string, ex: Exchange): void {
@@ -171,7 +194,11 @@ class Conn {
   /** Aim the next read at the free end of the scratch buffer, growing it for a long head or line. */
   #makeRoom(ex: Exchange): void {
     if (this.#bufLen === this.#buf.length) {
-      if (this.#buf.length >= MAX_HEAD) throw new StoreError('transient', `${ex.what}: a response header or chunk line is longer than ${MAX_HEAD / 1024} KiB`);
+      if (this.#buf.length >= MAX_HEAD)
+        throw new StoreError(
+          'transient',
+          `${ex.what}: a response header or chunk line is longer than ${MAX_HEAD / 1024} KiB`,
+        );
       const bigger = Buffer.allocUnsafe(Math.min(MAX_HEAD, this.#buf.length * 2));
       this.#buf.copy(bigger, 0, 0, this.#bufLen);
       this.#buf = bigger;
@@ -201,7 +228,8 @@ class Conn {
         const line = lines[i]!;
         const colon = line.indexOf(':');
         // Obsolete line folding or a line without a name: undici refuses these too.
-        if (colon <= 0 || line[0] === ' ' || line[0] === '\t') throw new StoreError('transient', `${ex.what}: malformed response header`);
+        if (colon <= 0 || line[0] === ' ' || line[0] === '\t')
+          throw new StoreError('transient', `${ex.what}: malformed response header`);
         const name = line.slice(0, colon).toLowerCase();
         const value = line.slice(colon + 1).trim();
         headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
@@ -215,7 +243,8 @@ class Conn {
       if (status === 204 || status === 304) return this.#lengthBody(ex, 0);
       const te = headers['transfer-encoding'];
       if (te !== undefined) {
-        if (!/(^|,)\s*chunked\s*$/i.test(te)) throw new StoreError('transient', `${ex.what}: unsupported Transfer-Encoding '${te}'`);
+        if (!/(^|,)\s*chunked\s*$/i.test(te))
+          throw new StoreError('transient', `${ex.what}: unsupported Transfer-Encoding '${te}'`);
         this.#mode = 'chunked';
         return;
       }
@@ -227,7 +256,8 @@ class Conn {
       }
       if (!/^\d+$/.test(cl)) throw new StoreError('transient', `${ex.what}: bad Content-Length '${cl}'`);
       const length = Number(cl);
-      if (length > bufferConstants.MAX_LENGTH) throw new StoreError('fatal', `${ex.what}: the response is too large (${length} bytes)`, status);
+      if (length > bufferConstants.MAX_LENGTH)
+        throw new StoreError('fatal', `${ex.what}: the response is too large (${length} bytes)`, status);
       return this.#lengthBody(ex, length);
     }
   }
@@ -283,7 +313,8 @@ class Conn {
         const size = /^([0-9a-fA-F]{1,12})[ \t]*(;.*)?$/.exec(line);
         if (!size) throw new StoreError('transient', `${ex.what}: malformed chunk size '${line.slice(0, 40)}'`);
         ex.chunkLeft = parseInt(size[1]!, 16);
-        if (ex.partsLength + ex.chunkLeft > bufferConstants.MAX_LENGTH) throw new StoreError('fatal', `${ex.what}: the response is too large`);
+        if (ex.partsLength + ex.chunkLeft > bufferConstants.MAX_LENGTH)
+          throw new StoreError('fatal', `${ex.what}: the response is too large`);
         if (ex.chunkLeft === 0) ex.trailers = true;
       }
     }
@@ -325,7 +356,12 @@ class Conn {
     if (ex) {
       // Nothing of an answer came on a socket that served before: the server closed it while idle.
       if (this.reused && ex.seen === 0) ex.reject(new StaleSocket());
-      else ex.reject(err instanceof StoreError ? new StoreError(err.kind, `${ex.what}: ${err.message}`, err.status) : networkError(err, ex.what));
+      else
+        ex.reject(
+          err instanceof StoreError
+            ? new StoreError(err.kind, `${ex.what}: ${err.message}`, err.status)
+            : networkError(err, ex.what),
+        );
     }
     if (this.closed) return;
     this.closed = true;
@@ -349,7 +385,12 @@ export class PlainGets {
 
   constructor(url: URL, opts: PlainGetOptions) {
     const secure = url.protocol === 'https:';
-    this.#at = { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : secure ? 443 : 80, tls: secure, ca: opts.ca };
+    this.#at = {
+      host: url.hostname.replace(/^\[|\]$/g, ''),
+      port: url.port ? Number(url.port) : secure ? 443 : 80,
+      tls: secure,
+      ca: opts.ca,
+    };
     this.#hostHeader = url.host;
     this.#opts = opts;
   }
@@ -374,7 +415,8 @@ export class PlainGets {
       } catch (err) {
         // A socket the server dropped while idle: once more on a new one, as undici does.
         if (err instanceof StaleSocket && attempt === 0) continue;
-        if (err instanceof StaleSocket) throw new StoreError('transient', `${req.what}: the server closed the connection`);
+        if (err instanceof StaleSocket)
+          throw new StoreError('transient', `${req.what}: the server closed the connection`);
         throw err;
       }
     }
@@ -416,14 +458,32 @@ export class PlainGets {
         : undefined;
       req.signal?.addEventListener('abort', onAbort, { once: true });
       const ex: Exchange = {
-        what: req.what, seen: 0, status: 0, headers: {}, keepAlive: false, keepAliveHintMs: undefined,
-        body: undefined, received: 0, parts: [], partsLength: 0, chunkLeft: 0, crlfDue: false, trailers: false,
-        resolve: (res) => { if (settle()) resolve(res); },
-        reject: (err) => { if (settle()) reject(err); },
+        what: req.what,
+        seen: 0,
+        status: 0,
+        headers: {},
+        keepAlive: false,
+        keepAliveHintMs: undefined,
+        body: undefined,
+        received: 0,
+        parts: [],
+        partsLength: 0,
+        chunkLeft: 0,
+        crlfDue: false,
+        trailers: false,
+        resolve: (res) => {
+          if (settle()) resolve(res);
+        },
+        reject: (err) => {
+          if (settle()) reject(err);
+        },
       };
       const start = (c: Conn): void => {
         waiter = undefined;
-        if (done) { this.#release(c); return; }
+        if (done) {
+          this.#release(c);
+          return;
+        }
         conn = c;
         c.send(head, ex);
       };
@@ -460,8 +520,14 @@ export class PlainGets {
   #release(c: Conn): void {
     if (c.closed || c.busy) return;
     const next = this.#waiters.shift();
-    if (next) { next(c); return; }
-    if (this.#closed) { c.abandon(); return; }
+    if (next) {
+      next(c);
+      return;
+    }
+    if (this.#closed) {
+      c.abandon();
+      return;
+    }
     this.#idle.push(c);
     // Close it a second before the server would (its Keep-Alive hint), so a request never meets a closing socket.
     const ms = Math.min(this.#opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_MS, (c.keepAliveHintMs ?? Infinity) - 1000);
@@ -474,6 +540,8 @@ export class PlainGets {
     this.#closed = true;
     for (const c of [...this.#idle]) c.abandon();
     if (this.#all.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => { this.#drained = resolve; });
+    return new Promise<void>((resolve) => {
+      this.#drained = resolve;
+    });
   }
 }

@@ -22,10 +22,31 @@ export function deviceBlockSize(device: ObjectDevice): BlockSize {
 }
 
 /** The callbacks deviceCallbacks provides; spread them into definePlugin. */
-export type DeviceCallbacks<H> = Required<Pick<Plugin<unknown, H>,
-  | 'getSize' | 'blockSize' | 'canWrite' | 'canFlush' | 'canTrim' | 'canZero' | 'canFastZero' | 'canFua'
-  | 'canExtents' | 'canCache' | 'canMultiConn' | 'isRotational'
-  | 'read' | 'pread' | 'pwrite' | 'flush' | 'trim' | 'zero' | 'extents' | 'cache'>>;
+export type DeviceCallbacks<H> = Required<
+  Pick<
+    Plugin<unknown, H>,
+    | 'getSize'
+    | 'blockSize'
+    | 'canWrite'
+    | 'canFlush'
+    | 'canTrim'
+    | 'canZero'
+    | 'canFastZero'
+    | 'canFua'
+    | 'canExtents'
+    | 'canCache'
+    | 'canMultiConn'
+    | 'isRotational'
+    | 'read'
+    | 'pread'
+    | 'pwrite'
+    | 'flush'
+    | 'trim'
+    | 'zero'
+    | 'extents'
+    | 'cache'
+  >
+>;
 
 /**
  * Plugin callbacks serving an ObjectDevice, so a backend plugin only parses

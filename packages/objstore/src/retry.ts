@@ -45,7 +45,13 @@ export const STARTUP_RETRY: RetryPolicy = { retries: Infinity, baseDelayMs: 200,
  * or timed-out connection; not 501/505, which no wait will change).
  */
 export function isBusyAnswer(err: unknown): boolean {
-  return err instanceof StoreError && err.kind === 'transient' && err.status !== undefined && err.status !== 501 && err.status !== 505;
+  return (
+    err instanceof StoreError &&
+    err.kind === 'transient' &&
+    err.status !== undefined &&
+    err.status !== 501 &&
+    err.status !== 505
+  );
 }
 
 /** Transient store errors and failed verifications are worth another try; auth, precondition and fatal are not. */
@@ -100,6 +106,9 @@ export function warnBusy(what: string): (err: unknown, attempt: number, delayMs:
 }
 
 /** withRetry for start-up calls: busy answers only, within STARTUP_RETRY's budget. */
-export function withStartupRetry<T>(fn: () => Promise<T>, onRetry?: (err: unknown, attempt: number, delayMs: number) => void): Promise<T> {
+export function withStartupRetry<T>(
+  fn: () => Promise<T>,
+  onRetry?: (err: unknown, attempt: number, delayMs: number) => void,
+): Promise<T> {
   return withRetry(STARTUP_RETRY, fn, onRetry, isBusyAnswer);
 }

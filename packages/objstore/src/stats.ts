@@ -31,8 +31,23 @@ export interface DeviceStats {
 
 export function emptyStats(): DeviceStats {
   return {
-    gets: 0, getMisses: 0, getBytes: 0, puts: 0, putBytes: 0, deletes: 0, retries: 0, failures: 0,
-    cacheHits: 0, cacheMisses: 0, readaheads: 0, evictions: 0, cachedBytes: 0, dirtyBytes: 0, dirtyChunks: 0,
-    inFlight: 0, peakInFlight: 0, writebackErrors: 0,
+    gets: 0,
+    getMisses: 0,
+    getBytes: 0,
+    puts: 0,
+    putBytes: 0,
+    deletes: 0,
+    retries: 0,
+    failures: 0,
+    cacheHits: 0,
+    cacheMisses: 0,
+    readaheads: 0,
+    evictions: 0,
+    cachedBytes: 0,
+    dirtyBytes: 0,
+    dirtyChunks: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+    writebackErrors: 0,
   };
 }

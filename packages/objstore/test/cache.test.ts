@@ -55,7 +55,12 @@ describe('cache', () => {
   });
 
   it('never evicts dirty objects', async () => {
-    const { dev, store } = await setup({ store: await withObjects(16), cacheSize: 4 * OBJ, maxDirty: 4 * OBJ, readahead: 0 });
+    const { dev, store } = await setup({
+      store: await withObjects(16),
+      cacheSize: 4 * OBJ,
+      maxDirty: 4 * OBJ,
+      readahead: 0,
+    });
     await dev.write(nonZero(OBJ, 0xd1), OBJ);
     for (let i = 2; i < 16; i++) await readAt(dev, i * OBJ, 10);
     expect(dev.stats().evictions).toBeGreaterThan(8);

@@ -59,9 +59,13 @@ describe('concurrent requests', () => {
     const { dev, store } = await setup({ maxDirty: 2 * OBJ, cacheSize: 8 * OBJ });
     store.delayMs = (op) => (op === 'put' ? 80 : 0);
     let maxDirty = 0;
-    const sample = setInterval(() => { maxDirty = Math.max(maxDirty, dev.stats().dirtyBytes); }, 1);
+    const sample = setInterval(() => {
+      maxDirty = Math.max(maxDirty, dev.stats().dirtyBytes);
+    }, 1);
     const done: number[] = [];
-    const writes = Array.from({ length: 6 }, (_, i) => dev.write(nonZero(OBJ, i + 1), i * OBJ).then(() => done.push(i)));
+    const writes = Array.from({ length: 6 }, (_, i) =>
+      dev.write(nonZero(OBJ, i + 1), i * OBJ).then(() => done.push(i)),
+    );
     await new Promise((r) => setTimeout(r, 10));
     // No PUT has finished yet, so only maxDirty worth of writes could complete...
     expect(done.length).toBe(2);
@@ -79,7 +83,10 @@ describe('concurrent requests', () => {
     type Kind = 'write' | 'zero' | 'trim' | 'read' | 'skip';
     const batch = fc.record({
       cuts: fc.uniqueArray(fc.integer({ min: 1, max: SIZE - 1 }), { minLength: 1, maxLength: 14 }),
-      kinds: fc.array(fc.constantFrom<Kind>('write', 'write', 'zero', 'trim', 'read', 'skip'), { minLength: 15, maxLength: 15 }),
+      kinds: fc.array(fc.constantFrom<Kind>('write', 'write', 'zero', 'trim', 'read', 'skip'), {
+        minLength: 15,
+        maxLength: 15,
+      }),
       fua: fc.array(fc.boolean(), { minLength: 15, maxLength: 15 }),
       seed: fc.integer({ min: 1, max: 255 }),
       flush: fc.boolean(),
@@ -90,44 +97,51 @@ describe('concurrent requests', () => {
       writebackDelayMs: fc.constantFrom(0, 2, 60_000),
       maxInFlight: fc.constantFrom(1, 4),
     });
-    await fc.assert(fc.asyncProperty(options, fc.array(batch, { minLength: 1, maxLength: 5 }), async (opts, batches) => {
-      const { dev, store } = await setup({ ...opts, size: SIZE });
-      store.delayMs = () => (Math.random() < 0.9 ? 0 : 1);
-      const model = Buffer.alloc(SIZE);
-      for (const b of batches) {
-        const cuts = [0, ...[...b.cuts].sort((x, y) => x - y), SIZE];
-        const ops: Array<Promise<void>> = [];
-        const after = Buffer.from(model);
-        for (let s = 0; s + 1 < cuts.length; s++) {
-          const [from, to] = [cuts[s]!, cuts[s + 1]!];
-          const kind = b.kinds[s]!;
-          const fua = { fua: b.fua[s]! };
-          if (kind === 'write') {
-            const data = Buffer.alloc(to - from, (b.seed + s) % 256 || 1);
-            data.copy(after, from);
-            ops.push(dev.write(data, from, fua));
-          } else if (kind === 'zero' || kind === 'trim') {
-            after.fill(0, from, to);
-            ops.push(kind === 'zero' ? dev.zero(to - from, from, fua) : dev.trim(to - from, from, fua));
-          } else if (kind === 'read') {
-            const expected = model.subarray(from, to);
-            ops.push(readAt(dev, from, to - from).then((got) => { expect(got.equals(expected), `read ${from}..${to}`).toBe(true); }));
+    await fc.assert(
+      fc.asyncProperty(options, fc.array(batch, { minLength: 1, maxLength: 5 }), async (opts, batches) => {
+        const { dev, store } = await setup({ ...opts, size: SIZE });
+        store.delayMs = () => (Math.random() < 0.9 ? 0 : 1);
+        const model = Buffer.alloc(SIZE);
+        for (const b of batches) {
+          const cuts = [0, ...[...b.cuts].sort((x, y) => x - y), SIZE];
+          const ops: Array<Promise<void>> = [];
+          const after = Buffer.from(model);
+          for (let s = 0; s + 1 < cuts.length; s++) {
+            const [from, to] = [cuts[s]!, cuts[s + 1]!];
+            const kind = b.kinds[s]!;
+            const fua = { fua: b.fua[s]! };
+            if (kind === 'write') {
+              const data = Buffer.alloc(to - from, (b.seed + s) % 256 || 1);
+              data.copy(after, from);
+              ops.push(dev.write(data, from, fua));
+            } else if (kind === 'zero' || kind === 'trim') {
+              after.fill(0, from, to);
+              ops.push(kind === 'zero' ? dev.zero(to - from, from, fua) : dev.trim(to - from, from, fua));
+            } else if (kind === 'read') {
+              const expected = model.subarray(from, to);
+              ops.push(
+                readAt(dev, from, to - from).then((got) => {
+                  expect(got.equals(expected), `read ${from}..${to}`).toBe(true);
+                }),
+              );
+            }
           }
+          if (b.flush) ops.push(dev.flush());
+          await Promise.all(ops);
+          after.copy(model);
         }
-        if (b.flush) ops.push(dev.flush());
-        await Promise.all(ops);
-        after.copy(model);
-      }
-      await dev.flush();
-      expect(dev.stats().dirtyChunks).toBe(0);
-      for (let i = 0; i * OBJ < SIZE; i++) {
-        const want = model.subarray(i * OBJ, Math.min(SIZE, (i + 1) * OBJ));
-        const stored = store.data(key(i));
-        if (want.every((x) => x === 0)) expect(stored, `object ${i}`).toBeUndefined();
-        else expect(stored?.equals(want), `object ${i}`).toBe(true);
-      }
-      dev.dropCache();
-      expect((await readAt(dev, 0, SIZE)).equals(model), 're-read after dropping the cache').toBe(true);
-    }), { numRuns: 80, timeout: 5000 });
+        await dev.flush();
+        expect(dev.stats().dirtyChunks).toBe(0);
+        for (let i = 0; i * OBJ < SIZE; i++) {
+          const want = model.subarray(i * OBJ, Math.min(SIZE, (i + 1) * OBJ));
+          const stored = store.data(key(i));
+          if (want.every((x) => x === 0)) expect(stored, `object ${i}`).toBeUndefined();
+          else expect(stored?.equals(want), `object ${i}`).toBe(true);
+        }
+        dev.dropCache();
+        expect((await readAt(dev, 0, SIZE)).equals(model), 're-read after dropping the cache').toBe(true);
+      }),
+      { numRuns: 80, timeout: 5000 },
+    );
   });
 });

@@ -38,7 +38,11 @@ describe('reads and writes', () => {
     const { dev } = await setup({ store });
     const returned: Buffer[] = [];
     const get = store.get.bind(store);
-    store.get = async (...args) => { const b = await get(...args); if (b) returned.push(b); return b; };
+    store.get = async (...args) => {
+      const b = await get(...args);
+      if (b) returned.push(b);
+      return b;
+    };
     await dev.write(nonZero(10, 2), 0);
     expect(returned).toHaveLength(1);
     expect(returned[0]).toEqual(nonZero(OBJ, 1));
@@ -116,9 +120,24 @@ describe('trim and zero', () => {
     await dev.trim(2 * OBJ, OBJ / 2);
     await dev.flush();
     expect(store.objects.has(key(1))).toBe(false);
-    expect(store.data(key(0))!.subarray(OBJ / 2).every((b) => b === 0)).toBe(true);
-    expect(store.data(key(2))!.subarray(0, OBJ / 2).every((b) => b === 0)).toBe(true);
-    expect(store.data(key(2))!.subarray(OBJ / 2).every((b) => b === 0xab)).toBe(true);
+    expect(
+      store
+        .data(key(0))!
+        .subarray(OBJ / 2)
+        .every((b) => b === 0),
+    ).toBe(true);
+    expect(
+      store
+        .data(key(2))!
+        .subarray(0, OBJ / 2)
+        .every((b) => b === 0),
+    ).toBe(true);
+    expect(
+      store
+        .data(key(2))!
+        .subarray(OBJ / 2)
+        .every((b) => b === 0xab),
+    ).toBe(true);
   });
 
   it('trim does not touch the store for objects the listing did not show', async () => {
@@ -179,7 +198,9 @@ describe('extents', () => {
       { offset: 6 * OBJ, length: OBJ, type: ExtentType.DATA },
       { offset: 7 * OBJ, length: OBJ, type: ExtentType.SPARSE },
     ]);
-    expect(dev.extents(4 * OBJ, OBJ + 5, { one: true })).toEqual([{ offset: OBJ, length: 2 * OBJ, type: ExtentType.DATA }]);
+    expect(dev.extents(4 * OBJ, OBJ + 5, { one: true })).toEqual([
+      { offset: OBJ, length: 2 * OBJ, type: ExtentType.DATA },
+    ]);
   });
 
   it('follows writes, zeroes and trims, before and after flush', async () => {
@@ -272,7 +293,14 @@ describe('zero-copy reads', () => {
     await dev.write(data.subarray(0, 2 * OBJ), 0);
     await dev.write(data.subarray(3 * OBJ, 5 * OBJ), 3 * OBJ);
     const model = Buffer.concat([data.subarray(0, 2 * OBJ), Buffer.alloc(OBJ), data.subarray(3 * OBJ, 5 * OBJ)]);
-    for (const [off, len] of [[0, 1], [OBJ - 7, 20], [OBJ + 3, 3 * OBJ], [0, 5 * OBJ], [2 * OBJ, OBJ], [5 * OBJ, 0]] as const) {
+    for (const [off, len] of [
+      [0, 1],
+      [OBJ - 7, 20],
+      [OBJ + 3, 3 * OBJ],
+      [0, 5 * OBJ],
+      [2 * OBJ, OBJ],
+      [5 * OBJ, 0],
+    ] as const) {
       const views = await dev.readViews(len, off);
       expect(Buffer.concat(views)).toEqual(model.subarray(off, off + len));
       const copy = Buffer.alloc(len);

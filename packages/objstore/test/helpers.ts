@@ -12,12 +12,19 @@ export interface Setup {
   dev: ObjectDevice;
 }
 
-export async function setup(opts: DeviceOptions & { size?: number; objectSize?: number; store?: MemoryStore } = {}): Promise<Setup> {
+export async function setup(
+  opts: DeviceOptions & { size?: number; objectSize?: number; store?: MemoryStore } = {},
+): Promise<Setup> {
   const store = opts.store ?? new MemoryStore();
   const layout = new ObjectsLayout({ size: opts.size ?? 16 * OBJ, objectSize: opts.objectSize ?? OBJ, keys: KEYS });
   // Write-back that never fires by itself unless a test asks: tests decide when data reaches the store.
   // These tests pin down the cache, threshold and timer write-back; streaming write-back has tests of its own.
-  const dev = await ObjectDevice.open(store, layout, { writebackDelayMs: 60_000, retry: FAST_RETRY, streamWrites: false, ...opts });
+  const dev = await ObjectDevice.open(store, layout, {
+    writebackDelayMs: 60_000,
+    retry: FAST_RETRY,
+    streamWrites: false,
+    ...opts,
+  });
   return { store, dev };
 }
 

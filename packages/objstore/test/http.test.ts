@@ -51,7 +51,9 @@ function fresh(opts?: ConstructorParameters<typeof HttpTransport>[0]): HttpTrans
 }
 
 /** A raw TCP server for answers node:http will not send (wrong lengths, resets). */
-async function rawServer(onData: (socket: Socket, request: string) => void): Promise<{ url: string; connections(): number; close(): Promise<void> }> {
+async function rawServer(
+  onData: (socket: Socket, request: string) => void,
+): Promise<{ url: string; connections(): number; close(): Promise<void> }> {
   const open = new Set<Socket>();
   let accepted = 0;
   const srv = createNetServer((socket) => {
@@ -93,7 +95,9 @@ describe.each([
   ['GETs on plain-get.ts', true],
   ['every request on undici', false],
 ])('HttpTransport, %s', (_name, plain) => {
-  beforeAll(() => { plainGets = plain; });
+  beforeAll(() => {
+    plainGets = plain;
+  });
   it('returns bodies of every size intact, with and without Content-Length', async () => {
     const t = fresh();
     for (const size of [0, 1, 8191, 65_537, 4 * 1024 * 1024 + 3]) {
@@ -125,7 +129,13 @@ describe.each([
       res.end();
     };
     const data = randomBytes(1024 * 1024);
-    const res = await t.request({ method: 'PUT', url: `${base}/c/a%20b?x=1&y=2`, body: data, headers: { ETag: 'abc' }, what: 'PUT' });
+    const res = await t.request({
+      method: 'PUT',
+      url: `${base}/c/a%20b?x=1&y=2`,
+      body: data,
+      headers: { ETag: 'abc' },
+      what: 'PUT',
+    });
     expect(res.status).toBe(201);
     expect(seen.method).toBe('PUT');
     expect(seen.url).toBe('/c/a%20b?x=1&y=2');
@@ -171,7 +181,8 @@ describe.each([
       const none = await t.request({ method: 'DELETE', url: `${raw.url}/o`, what: 'DELETE', timeoutMs: 2_000 });
       expect(none.status).toBe(204);
       expect(none.body.length).toBe(0);
-      for (let i = 0; i < 10; i++) await t.request({ method: 'DELETE', url: `${raw.url}/o`, what: 'x', timeoutMs: 2_000 });
+      for (let i = 0; i < 10; i++)
+        await t.request({ method: 'DELETE', url: `${raw.url}/o`, what: 'x', timeoutMs: 2_000 });
       // undici closes the socket after a HEAD (against servers that send a body anyway); the 204s
       // reuse theirs. (With undici's Agent, every request after that HEAD got a new connection.) It waits one event-loop turn before reusing a socket, so back-to-back
       // requests may alternate between two.
@@ -198,7 +209,8 @@ describe.each([
       }
     };
     const statuses: number[] = [];
-    for (let i = 0; i < 12; i++) statuses.push((await t.request({ method: 'GET', url: `${base}/x`, what: 'GET' })).status);
+    for (let i = 0; i < 12; i++)
+      statuses.push((await t.request({ method: 'GET', url: `${base}/x`, what: 'GET' })).status);
     expect(statuses).toEqual([404, 503, 302, 404, 503, 302, 404, 503, 302, 404, 503, 302]);
     expect(n).toBe(12); // no redirect was followed
     // undici waits one event-loop turn before reusing a socket, so back-to-back requests may alternate
@@ -219,7 +231,9 @@ describe.each([
       }, 20);
     };
     for (let round = 0; round < 3; round++) {
-      await Promise.all(Array.from({ length: 10 }, (_, i) => t.request({ method: 'GET', url: `${base}/${i}`, what: 'GET' })));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => t.request({ method: 'GET', url: `${base}/${i}`, what: 'GET' })),
+      );
     }
     expect(peak).toBe(3);
     expect(connections).toBe(3);
@@ -242,7 +256,8 @@ describe.each([
 
   it('never returns more than Content-Length bytes, and a server that sent extra does not poison the next request', async () => {
     const raw = await rawServer((socket, request) => {
-      if (request.startsWith('GET /long')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + '0123456789EXTRA-GARBAGE');
+      if (request.startsWith('GET /long'))
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n' + '0123456789EXTRA-GARBAGE');
       else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
     });
     try {
@@ -288,14 +303,17 @@ describe.each([
 
   it('times out the whole exchange: no answer, and a body that stalls', async () => {
     const raw = await rawServer((socket, request) => {
-      if (request.startsWith('GET /stall')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + 'z'.repeat(10));
+      if (request.startsWith('GET /stall'))
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + 'z'.repeat(10));
       // /silent: say nothing at all
     });
     try {
       const t = fresh();
       for (const path of ['/silent', '/stall']) {
         const t0 = Date.now();
-        const err = await failure(t.request({ method: 'GET', url: `${raw.url}${path}`, what: `GET ${path}`, timeoutMs: 200 }));
+        const err = await failure(
+          t.request({ method: 'GET', url: `${raw.url}${path}`, what: `GET ${path}`, timeoutMs: 200 }),
+        );
         expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
         expect(Date.now() - t0).toBeLessThan(5_000);
         expect(err).toBeInstanceOf(StoreError);
@@ -324,7 +342,9 @@ describe.each([
     const before = connections;
     const done = new AbortController();
     done.abort(reason);
-    expect(await failure(t.request({ method: 'GET', url: `${base}/x`, signal: done.signal, what: 'GET x' }))).toBe(reason);
+    expect(await failure(t.request({ method: 'GET', url: `${base}/x`, signal: done.signal, what: 'GET x' }))).toBe(
+      reason,
+    );
     expect(connections).toBe(before);
 
     // The one socket the transport may use was given up, so the next request gets through.
@@ -353,7 +373,9 @@ describe.each([
     const t = fresh();
     const bad = await failure(t.request({ method: 'GET', url: 'not a url', what: 'GET x' }));
     expect((bad as StoreError).kind).toBe('fatal');
-    const header = await failure(t.request({ method: 'GET', url: base, headers: { 'X-A': 'a\r\nX-Injected: 1' }, what: 'GET x' }));
+    const header = await failure(
+      t.request({ method: 'GET', url: base, headers: { 'X-A': 'a\r\nX-Injected: 1' }, what: 'GET x' }),
+    );
     expect(header).toBeInstanceOf(StoreError);
     expect((header as StoreError).kind).toBe('fatal');
     await t.close();
@@ -363,7 +385,9 @@ describe.each([
 });
 
 describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
-  beforeAll(() => { plainGets = true; });
+  beforeAll(() => {
+    plainGets = true;
+  });
 
   /** Write `parts` one at a time, a few ms apart, so each arrives in its own read. */
   async function trickle(socket: Socket, parts: (string | Buffer)[]): Promise<void> {
@@ -378,8 +402,15 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
     const head = `HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\nX-Long: ${'v'.repeat(20_000)}\r\n\r\n`;
     const raw = await rawServer((socket) => {
       // The head split mid-line and mid-CRLF, then the body in uneven pieces.
-      void trickle(socket, [head.slice(0, 7), head.slice(7, 30), head.slice(30, -3), head.slice(-3, -1),
-        Buffer.concat([Buffer.from(head.slice(-1)), data.subarray(0, 5)]), data.subarray(5, 70_001), data.subarray(70_001)]);
+      void trickle(socket, [
+        head.slice(0, 7),
+        head.slice(7, 30),
+        head.slice(30, -3),
+        head.slice(-3, -1),
+        Buffer.concat([Buffer.from(head.slice(-1)), data.subarray(0, 5)]),
+        data.subarray(5, 70_001),
+        data.subarray(70_001),
+      ]);
     });
     try {
       const t = fresh();
@@ -397,7 +428,14 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
 
   it('decodes chunked bodies (extensions, trailers, sizes split across reads) and reuses the socket', async () => {
     const raw = await rawServer((socket) => {
-      void trickle(socket, ['HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel', 'lo\r', '\n1', '0\r\n', '0123456789abcdef\r\n0\r\nX-Trailer: t\r\n', '\r\n']);
+      void trickle(socket, [
+        'HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel',
+        'lo\r',
+        '\n1',
+        '0\r\n',
+        '0123456789abcdef\r\n0\r\nX-Trailer: t\r\n',
+        '\r\n',
+      ]);
     });
     try {
       const t = fresh();
@@ -417,12 +455,16 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
       if (request.startsWith('GET /old')) {
         socket.end('HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end');
       } else {
-        socket.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+        socket.write(
+          'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok',
+        );
       }
     });
     try {
       const t = fresh();
-      expect((await t.request({ method: 'GET', url: `${raw.url}/old`, what: 'GET old' })).body.toString()).toBe('until the end');
+      expect((await t.request({ method: 'GET', url: `${raw.url}/old`, what: 'GET old' })).body.toString()).toBe(
+        'until the end',
+      );
       const res = await t.request({ method: 'GET', url: `${raw.url}/new`, what: 'GET new' });
       expect(res.status).toBe(200);
       expect(res.body.toString()).toBe('ok');
@@ -436,16 +478,20 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
   it('sends a GET again on a new socket once when the server drops a reused one at the request', async () => {
     let served = 0;
     const raw = await rawServer((socket) => {
-      const mine = (socket as Socket & { served?: number });
+      const mine = socket as Socket & { served?: number };
       mine.served = (mine.served ?? 0) + 1;
       // Every socket's second request is dropped unanswered, as by a server whose idle timeout just passed.
-      if (mine.served === 2) { socket.destroy(); return; }
+      if (mine.served === 2) {
+        socket.destroy();
+        return;
+      }
       served++;
       socket.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes');
     });
     try {
       const t = fresh();
-      for (let i = 0; i < 3; i++) expect((await t.request({ method: 'GET', url: `${raw.url}/o`, what: 'GET o' })).body.toString()).toBe('yes');
+      for (let i = 0; i < 3; i++)
+        expect((await t.request({ method: 'GET', url: `${raw.url}/o`, what: 'GET o' })).body.toString()).toBe('yes');
       expect(served).toBe(3);
       // The second and third requests each met a dropped socket and went out again on a new one.
       expect(raw.connections()).toBe(3);
@@ -483,7 +529,9 @@ describe('HttpTransport GETs on plain-get.ts (bodies read in place)', () => {
     try {
       const t = fresh();
       for (const path of Object.keys(answers)) {
-        const err = await failure(t.request({ method: 'GET', url: `${raw.url}${path}`, what: `GET ${path}`, timeoutMs: 2_000 }));
+        const err = await failure(
+          t.request({ method: 'GET', url: `${raw.url}${path}`, what: `GET ${path}`, timeoutMs: 2_000 }),
+        );
         expect(err).toBeInstanceOf(StoreError);
         expect((err as StoreError).kind).toBe('transient');
         expect((err as StoreError).message).toMatch(new RegExp(`^GET ${path}: (?!no answer)`));
@@ -517,7 +565,9 @@ describe.each([
       res.end(data.subarray(Math.floor(size / 2), size));
     });
     https.keepAliveTimeout = 30_000;
-    https.on('secureConnection', () => { accepted++; });
+    https.on('secureConnection', () => {
+      accepted++;
+    });
     await new Promise<void>((resolve) => https.listen(0, '127.0.0.1', resolve));
     port = (https.address() as AddressInfo).port;
     data = randomBytes(4 * 1024 * 1024 + 3);

@@ -45,7 +45,9 @@ describe('ObjectsLayout', () => {
   });
 
   it('refuses tiny objects', () => {
-    expect(() => new ObjectsLayout({ size: 4096, objectSize: 100, keys: paddedKeys('p/', 10, 4) })).toThrow(/at least 512/);
+    expect(() => new ObjectsLayout({ size: 4096, objectSize: 100, keys: paddedKeys('p/', 10, 4) })).toThrow(
+      /at least 512/,
+    );
   });
 });
 

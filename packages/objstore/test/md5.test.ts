@@ -7,8 +7,9 @@ const reference = (b: Buffer) => createHash('md5').update(b).digest('hex');
 describe('MD5 on the helper thread', () => {
   it('gives the same digests as node:crypto, for small, odd and large sizes, many at once', async () => {
     const md5 = new Md5Offload();
-    const inputs = [0, 1, 4096, 256 * 1024 - 1, 256 * 1024, 1024 * 1024 + 3, 4 * 1024 * 1024, 4 * 1024 * 1024]
-      .map((n) => randomBytes(n));
+    const inputs = [0, 1, 4096, 256 * 1024 - 1, 256 * 1024, 1024 * 1024 + 3, 4 * 1024 * 1024, 4 * 1024 * 1024].map(
+      (n) => randomBytes(n),
+    );
     // More at once than there are slots: the rest wait for one, none is lost or mixed up.
     const many = Array.from({ length: 12 }, () => randomBytes(1024 * 1024));
     const all = [...inputs, ...many];

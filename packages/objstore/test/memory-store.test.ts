@@ -20,7 +20,9 @@ describe('MemoryStore (the fake other tests rely on)', () => {
     const s = new MemoryStore();
     await expect(s.put('a', Buffer.from('x'), { md5: '0'.repeat(32) })).rejects.toMatchObject({ kind: 'fatal' });
     await s.put('a', Buffer.from('x'), { md5: md5Hex(Buffer.from('x')), ifNoneMatch: true });
-    await expect(s.put('a', Buffer.from('x'), { md5: md5Hex(Buffer.from('x')), ifNoneMatch: true })).rejects.toMatchObject({ kind: 'precondition' });
+    await expect(
+      s.put('a', Buffer.from('x'), { md5: md5Hex(Buffer.from('x')), ifNoneMatch: true }),
+    ).rejects.toMatchObject({ kind: 'precondition' });
   });
 
   it('injects faults by op, key and count, and counts concurrency', async () => {

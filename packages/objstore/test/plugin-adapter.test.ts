@@ -26,7 +26,9 @@ describe('deviceCallbacks', () => {
     expect(buf.subarray(5, 15)).toEqual(nonZero(10));
     // Across an object boundary and into a hole: views of the cache and shared zeros, in order.
     const across = await cb.read(h, OBJ + 100, 2 * OBJ + OBJ - 50, 0);
-    expect(Buffer.concat([across].flat())).toEqual(Buffer.concat([nonZero(OBJ).subarray(OBJ - 50), Buffer.alloc(OBJ + 50)]));
+    expect(Buffer.concat([across].flat())).toEqual(
+      Buffer.concat([nonZero(OBJ).subarray(OBJ - 50), Buffer.alloc(OBJ + 50)]),
+    );
     await cb.zero(h, OBJ, 2 * OBJ, Flag.FUA | Flag.MAY_TRIM);
     expect(store.objects.has(key(2))).toBe(false);
     expect(await cb.extents(h, 8 * OBJ, 0, Flag.REQ_ONE)).toEqual([{ offset: 0, length: OBJ, type: ExtentType.DATA }]);
@@ -56,7 +58,10 @@ describe('deviceCallbacks', () => {
     const mk = async (objectSize: number) => (await setup({ objectSize, size: 2 * objectSize })).dev;
     expect(deviceBlockSize(await mk(OBJ))).toEqual({ minimum: 1, preferred: OBJ, maximum: 32 * 1024 * 1024 });
     expect(deviceBlockSize(await mk(3000)).preferred).toBe(2048);
-    const big = new ObjectDevice(new MemoryStore(), new SingleObjectLayout({ key: 'k', size: 2 ** 30, chunkSize: 64 * 1024 * 1024 }));
+    const big = new ObjectDevice(
+      new MemoryStore(),
+      new SingleObjectLayout({ key: 'k', size: 2 ** 30, chunkSize: 64 * 1024 * 1024 }),
+    );
     expect(deviceBlockSize(big)).toEqual({ minimum: 1, preferred: 32 * 1024 * 1024, maximum: 32 * 1024 * 1024 });
   });
 });

@@ -1,5 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
-import { DEFAULT_RETRY, STARTUP_RETRY, StoreError, backoffDelay, isBusyAnswer, withRetry, withStartupRetry } from '../src/index.ts';
+import {
+  DEFAULT_RETRY,
+  STARTUP_RETRY,
+  StoreError,
+  backoffDelay,
+  isBusyAnswer,
+  withRetry,
+  withStartupRetry,
+} from '../src/index.ts';
 
 const transient = () => new StoreError('transient', 'HTTP 503');
 
@@ -52,10 +60,12 @@ describe('retry policy', () => {
 
   it('still honours a retry count', async () => {
     let attempts = 0;
-    await expect(withRetry({ retries: 2, baseDelayMs: 1, maxDelayMs: 2, budgetMs: 60_000 }, async () => {
-      attempts++;
-      throw transient();
-    })).rejects.toThrow('HTTP 503');
+    await expect(
+      withRetry({ retries: 2, baseDelayMs: 1, maxDelayMs: 2, budgetMs: 60_000 }, async () => {
+        attempts++;
+        throw transient();
+      }),
+    ).rejects.toThrow('HTTP 503');
     expect(attempts).toBe(3);
   });
 
@@ -69,15 +79,20 @@ describe('retry policy', () => {
     try {
       let attempts = 0;
       const warnings: number[] = [];
-      const p = withStartupRetry(async () => {
-        if (++attempts < 4) throw new StoreError('transient', 'HTTP 503', 503);
-        return 'ready';
-      }, (_err, attempt) => warnings.push(attempt));
+      const p = withStartupRetry(
+        async () => {
+          if (++attempts < 4) throw new StoreError('transient', 'HTTP 503', 503);
+          return 'ready';
+        },
+        (_err, attempt) => warnings.push(attempt),
+      );
       await vi.advanceTimersByTimeAsync(STARTUP_RETRY.budgetMs);
       await expect(p).resolves.toBe('ready');
       expect(warnings).toEqual([1, 2, 3]);
       const start = Date.now();
-      const forever = withStartupRetry(async () => { throw new StoreError('transient', 'HTTP 503', 503); });
+      const forever = withStartupRetry(async () => {
+        throw new StoreError('transient', 'HTTP 503', 503);
+      });
       const settled = forever.catch((e: unknown) => e);
       await vi.advanceTimersByTimeAsync(STARTUP_RETRY.budgetMs + 1_000);
       expect(await settled).toBeInstanceOf(StoreError);

@@ -20,7 +20,10 @@ describe('single-object layout', () => {
     const { store, dev, iso } = await single();
     expect(await readAt(dev, 1000, 3000)).toEqual(iso.subarray(1000, 4000));
     expect(store.log.map((c) => c.range).sort((a, b) => a!.offset - b!.offset)).toEqual([
-      { offset: 0, length: 1024 }, { offset: 1024, length: 1024 }, { offset: 2048, length: 1024 }, { offset: 3072, length: 1024 },
+      { offset: 0, length: 1024 },
+      { offset: 1024, length: 1024 },
+      { offset: 2048, length: 1024 },
+      { offset: 3072, length: 1024 },
     ]);
     expect(await readAt(dev, 4096, 904)).toEqual(iso.subarray(4096));
     expect(store.log.at(-1)!.range).toEqual({ offset: 4096, length: 904 });
@@ -35,7 +38,11 @@ describe('single-object layout', () => {
   it('shares the cache and readahead', async () => {
     const store = new MemoryStore();
     store.set('big', rand(16 * 1024));
-    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size: 16 * 1024, chunkSize: 1024 }), { readahead: 2 });
+    const dev = await ObjectDevice.open(
+      store,
+      new SingleObjectLayout({ key: 'big', size: 16 * 1024, chunkSize: 1024 }),
+      { readahead: 2 },
+    );
     await readAt(dev, 0, 1024);
     await readAt(dev, 1024, 1024);
     expect(dev.stats().readaheads).toBe(2);
@@ -49,18 +56,25 @@ describe('single-object layout', () => {
     const size = 20 * 1024 + 100; // 21 chunks, the last one short
     const data = rand(size);
     store.set('big', data);
-    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: 1024 }), { readahead: 8 });
+    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: 1024 }), {
+      readahead: 8,
+    });
     store.resetCounters();
     expect(await readAt(dev, 10 * 1024 + 5, 10)).toEqual(data.subarray(10 * 1024 + 5, 10 * 1024 + 15));
     expect(store.log.map((c) => c.range)).toEqual([{ offset: 10 * 1024, length: 1024 }]);
     store.resetCounters();
     // A sequential reader from the start: every byte right, and chunks ahead of it come four to a GET.
-    for (let off = 0; off < size; off += 700) expect(await readAt(dev, off, Math.min(700, size - off))).toEqual(data.subarray(off, off + 700));
+    for (let off = 0; off < size; off += 700)
+      expect(await readAt(dev, off, Math.min(700, size - off))).toEqual(data.subarray(off, off + 700));
     const ranges = store.log.map((c) => c.range!).sort((a, b) => a.offset - b.offset);
     expect(ranges.filter((r) => r.length === 4 * 1024).length).toBeGreaterThanOrEqual(3);
-    expect(ranges.every((r) => r.length <= 4 * 1024 && r.offset % 1024 === 0 && r.offset + r.length <= size)).toBe(true);
+    expect(ranges.every((r) => r.length <= 4 * 1024 && r.offset % 1024 === 0 && r.offset + r.length <= size)).toBe(
+      true,
+    );
     // Nothing fetched twice: each chunk once (chunk 10 was cached already).
-    const fetched = ranges.flatMap((r) => Array.from({ length: Math.ceil(r.length / 1024) }, (_, k) => r.offset / 1024 + k));
+    const fetched = ranges.flatMap((r) =>
+      Array.from({ length: Math.ceil(r.length / 1024) }, (_, k) => r.offset / 1024 + k),
+    );
     expect(new Set(fetched).size).toBe(fetched.length);
     expect(fetched).not.toContain(10);
     expect(fetched.length).toBe(20);
@@ -73,7 +87,10 @@ describe('single-object layout', () => {
     const data = rand(size);
     store.set('big', data);
     // Room for 32 chunks (readahead 8 needs a cache of four times that).
-    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: chunk }), { readahead: 8, cacheSize: 32 * (chunk + 128) });
+    const dev = await ObjectDevice.open(store, new SingleObjectLayout({ key: 'big', size, chunkSize: chunk }), {
+      readahead: 8,
+      cacheSize: 32 * (chunk + 128),
+    });
     await dev.readViews(chunk, 0);
     await dev.readViews(chunk, chunk); // sequential: chunks 2-5 and 6-9 come in two GETs
     await expect.poll(() => store.calls.get).toBe(4);
@@ -115,7 +132,9 @@ describe('single-object layout', () => {
     const { store } = await single(3000);
     const layout = await SingleObjectLayout.forObject(store, 'fedora.iso', 1024);
     expect([layout.size, layout.chunks]).toEqual([3000, 3]);
-    await expect(SingleObjectLayout.forObject(store, 'nope.iso', 1024)).rejects.toThrow(/object 'nope.iso' does not exist/);
+    await expect(SingleObjectLayout.forObject(store, 'nope.iso', 1024)).rejects.toThrow(
+      /object 'nope.iso' does not exist/,
+    );
   });
 
   it('reports everything as data', async () => {

@@ -4,8 +4,22 @@
  * Errors without a known errno (including plain bugs) are reported as EIO.
  */
 export type Errno =
-  | 'EPERM' | 'EIO' | 'ENOMEM' | 'EINVAL' | 'ENOSPC' | 'EOVERFLOW' | 'ENOTSUP' | 'ESHUTDOWN'
-  | 'EROFS' | 'EDQUOT' | 'EFBIG' | 'EOPNOTSUPP' | 'EAGAIN' | 'EACCES' | 'ENOENT' | 'ETIMEDOUT';
+  | 'EPERM'
+  | 'EIO'
+  | 'ENOMEM'
+  | 'EINVAL'
+  | 'ENOSPC'
+  | 'EOVERFLOW'
+  | 'ENOTSUP'
+  | 'ESHUTDOWN'
+  | 'EROFS'
+  | 'EDQUOT'
+  | 'EFBIG'
+  | 'EOPNOTSUPP'
+  | 'EAGAIN'
+  | 'EACCES'
+  | 'ENOENT'
+  | 'ETIMEDOUT';
 
 export class NbdError extends Error {
   readonly errno: Errno;

@@ -11,7 +11,17 @@ export * as param from './params.ts';
 export { toKebab, toCamel, type ParamMeta } from './params.ts';
 export { log, setPluginLogger, type PluginLogger } from './log.ts';
 export {
-  ExtentType, definePlugin, defineFilter,
-  type Plugin, type Filter, type ServerInfo, type Extent, type ExportInfo, type BlockSize, type ReadResult, type Awaitable, type PluginThreads,
+  ExtentType,
+  definePlugin,
+  defineFilter,
+  type Plugin,
+  type Filter,
+  type ServerInfo,
+  type Extent,
+  type ExportInfo,
+  type BlockSize,
+  type ReadResult,
+  type Awaitable,
+  type PluginThreads,
 } from './types.ts';
 export { z } from 'zod';

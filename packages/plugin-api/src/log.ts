@@ -39,5 +39,7 @@ export const log: PluginLogger = {
   info: (msg, fields) => current().info(msg, fields),
   warn: (msg, fields) => current().warn(msg, fields),
   error: (msg, fields) => current().error(msg, fields),
-  get debugEnabled() { return current().debugEnabled; },
+  get debugEnabled() {
+    return current().debugEnabled;
+  },
 };

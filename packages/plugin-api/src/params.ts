@@ -24,49 +24,79 @@ function issue(ctx: z.core.$RefinementCtx<string>, err: unknown): never {
 
 /** A byte size: 4096, 512M, 1G, 1.5T. */
 export function size() {
-  return z.string().transform((s, ctx) => {
-    try { return parseSize(s); } catch (err) { return issue(ctx, err); }
-  }).meta({ type: 'SIZE' } satisfies ParamMeta);
+  return z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return parseSize(s);
+      } catch (err) {
+        return issue(ctx, err);
+      }
+    })
+    .meta({ type: 'SIZE' } satisfies ParamMeta);
 }
 
 /** true/false, yes/no, on/off, 1/0. */
 export function bool() {
-  return z.string().transform((s, ctx) => {
-    try { return parseBool(s); } catch (err) { return issue(ctx, err); }
-  }).meta({ type: 'BOOL' } satisfies ParamMeta);
+  return z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return parseBool(s);
+      } catch (err) {
+        return issue(ctx, err);
+      }
+    })
+    .meta({ type: 'BOOL' } satisfies ParamMeta);
 }
 
 /** A whole number in [min, max]. */
 export function int(min = 0, max = Number.MAX_SAFE_INTEGER) {
-  return z.string().transform((s, ctx) => {
-    const n = Number(s.trim());
-    if (!/^\s*-?\d+\s*$/.test(s) || !Number.isSafeInteger(n)) {
-      ctx.addIssue({ code: 'custom', message: `expected a whole number, got '${s}'` });
-      return z.NEVER;
-    }
-    if (n < min || n > max) {
-      ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}, got ${n}` });
-      return z.NEVER;
-    }
-    return n;
-  }).meta({ type: 'INT' } satisfies ParamMeta);
+  return z
+    .string()
+    .transform((s, ctx) => {
+      const n = Number(s.trim());
+      if (!/^\s*-?\d+\s*$/.test(s) || !Number.isSafeInteger(n)) {
+        ctx.addIssue({ code: 'custom', message: `expected a whole number, got '${s}'` });
+        return z.NEVER;
+      }
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}, got ${n}` });
+        return z.NEVER;
+      }
+      return n;
+    })
+    .meta({ type: 'INT' } satisfies ParamMeta);
 }
 
 /** A password or key: `+FILE`, `-` (stdin), `-FD`, `env:NAME` or the literal value. Parse with parseAsync. */
 export function secret() {
-  return z.string().transform(async (s, ctx): Promise<Secret> => {
-    try { return await resolveSecret(s); } catch (err) { return issue(ctx, err); }
-  }).meta({ type: 'SECRET' } satisfies ParamMeta);
+  return z
+    .string()
+    .transform(async (s, ctx): Promise<Secret> => {
+      try {
+        return await resolveSecret(s);
+      } catch (err) {
+        return issue(ctx, err);
+      }
+    })
+    .meta({ type: 'SECRET' } satisfies ParamMeta);
 }
 
 /** A filesystem path. */
 export function path() {
-  return z.string().min(1, 'must not be empty').meta({ type: 'PATH' } satisfies ParamMeta);
+  return z
+    .string()
+    .min(1, 'must not be empty')
+    .meta({ type: 'PATH' } satisfies ParamMeta);
 }
 
 /** A URL (http or https). */
 export function url() {
-  return z.string().url('expected a URL such as http://127.0.0.1:8080/auth/v1.0').meta({ type: 'URL' } satisfies ParamMeta);
+  return z
+    .string()
+    .url('expected a URL such as http://127.0.0.1:8080/auth/v1.0')
+    .meta({ type: 'URL' } satisfies ParamMeta);
 }
 
 /** kebab-case spelling of a camelCase config key, as written on the command line. */

@@ -15,7 +15,8 @@ export class BufferPool {
   readonly #maxBytes: number;
 
   constructor(maxBytes: number) {
-    this.#maxBytes = maxBytes;}
+    this.#maxBytes = maxBytes;
+  }
 
   /** A buffer of `size` bytes (contents left over from its last use), pooled or new. */
   get(size: number): Buffer {
@@ -37,7 +38,10 @@ export class BufferPool {
     // Only whole, unshared ArrayBuffers (what get() hands out) may be reused.
     if (b.byteOffset !== 0 || b.buffer.byteLength !== size) return;
     let list = this.#free.get(size);
-    if (!list) { list = []; this.#free.set(size, list); }
+    if (!list) {
+      list = [];
+      this.#free.set(size, list);
+    }
     list.push(b);
     this.#bytes += size;
   }

@@ -38,7 +38,11 @@ parentPort.on('message', ({ count, size }) => {
 /** Sizes with a reserve at once; the least recently taken loses its reserve first. */
 const MAX_SIZES = 4;
 
-interface Reserve { ready: Buffer[]; requested: number; takes: number }
+interface Reserve {
+  ready: Buffer[];
+  requested: number;
+  takes: number;
+}
 
 /**
  * Zero-filled buffers whose pages a helper thread has already faulted in.
@@ -88,7 +92,7 @@ export class PrefaultedBuffers implements SlabSource {
   #refill(size: number, r: Reserve): void {
     const count = Math.floor(this.#reserveBytes / size) - r.ready.length - r.requested;
     if (count <= 0) return;
-    const worker = this.#worker ??= this.#start();
+    const worker = (this.#worker ??= this.#start());
     if (worker === undefined) return;
     r.requested += count;
     worker.postMessage({ count, size });

@@ -8,11 +8,21 @@ import { ConfigError } from './errors.ts';
  */
 export class Secret {
   readonly #value: string;
-  constructor(value: string) { this.#value = value; }
-  reveal(): string { return this.#value; }
-  toString(): string { return '[secret]'; }
-  toJSON(): string { return '[secret]'; }
-  [inspect.custom](): string { return '[secret]'; }
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return '[secret]';
+  }
+  toJSON(): string {
+    return '[secret]';
+  }
+  [inspect.custom](): string {
+    return '[secret]';
+  }
 }
 
 /** Read one line from a file descriptor without buffering past the newline. */
@@ -49,7 +59,11 @@ async function promptHidden(prompt: string): Promise<string> {
             resolve(text);
             return;
           }
-          if (ch === '\u0003') { stdin.off('data', onData); reject(new ConfigError('password entry interrupted')); return; }
+          if (ch === '\u0003') {
+            stdin.off('data', onData);
+            reject(new ConfigError('password entry interrupted'));
+            return;
+          }
           if (ch === '\u007f' || ch === '\b') text = text.slice(0, -1);
           else text += ch;
         }

@@ -6,12 +6,14 @@ import { inspect } from 'node:util';
 import { z, param, Secret, resolveSecret, toCamel, toKebab } from '../src/index.ts';
 
 describe('param helpers', () => {
-  const schema = z.object({
-    size: param.size(),
-    readonly: param.bool().optional(),
-    connections: param.int(1, 64).optional(),
-    password: param.secret().optional(),
-  }).strict();
+  const schema = z
+    .object({
+      size: param.size(),
+      readonly: param.bool().optional(),
+      connections: param.int(1, 64).optional(),
+      password: param.secret().optional(),
+    })
+    .strict();
 
   it('parses strings into typed values', async () => {
     const cfg = await schema.parseAsync({ size: '1G', readonly: 'yes', connections: '8', password: 'hunter2' });
@@ -51,7 +53,9 @@ describe('secrets', () => {
     expect((await resolveSecret(`+${join(dir, 'pw')}`)).reveal()).toBe('from-file');
     process.env.NBDTS_TEST_SECRET = 'from-env';
     expect((await resolveSecret('env:NBDTS_TEST_SECRET')).reveal()).toBe('from-env');
-    await expect(resolveSecret('env:NBDTS_NO_SUCH_VAR', 'password')).rejects.toThrow('password: environment variable NBDTS_NO_SUCH_VAR is not set');
+    await expect(resolveSecret('env:NBDTS_NO_SUCH_VAR', 'password')).rejects.toThrow(
+      'password: environment variable NBDTS_NO_SUCH_VAR is not set',
+    );
     await expect(resolveSecret(`+${join(dir, 'missing')}`, 'password')).rejects.toThrow(/^password: cannot read/);
   });
 });

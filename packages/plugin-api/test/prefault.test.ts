@@ -40,11 +40,17 @@ describe('prefaulted slabs', () => {
   it('keeps a reserve per size, for at most four sizes, and allocates small sizes on the spot', async () => {
     const source = new PrefaultedBuffers(4 * MiB);
     try {
-      for (const n of [MiB, 2 * MiB, 4096]) { source.take(n); source.take(n); }
+      for (const n of [MiB, 2 * MiB, 4096]) {
+        source.take(n);
+        source.take(n);
+      }
       await until(() => source.reserved(MiB) === 4 && source.reserved(2 * MiB) === 2);
       expect(source.reserved(4096)).toBe(0);
       // Four more sizes, each asked for twice: the two least recently taken lose their reserves.
-      for (const n of [256 * 1024, 512 * 1024, 768 * 1024, 3 * MiB]) { source.take(n); source.take(n); }
+      for (const n of [256 * 1024, 512 * 1024, 768 * 1024, 3 * MiB]) {
+        source.take(n);
+        source.take(n);
+      }
       await until(() => source.reserved(3 * MiB) === 1 && source.reserved(256 * 1024) === 16);
       expect(source.reserved(MiB)).toBe(0);
       expect(source.reserved(2 * MiB)).toBe(0);
@@ -52,5 +58,4 @@ describe('prefaulted slabs', () => {
       source.close();
     }
   });
-
 });

@@ -4,16 +4,29 @@ import { parseSize, parseBool, formatSize, ConfigError } from '../src/index.ts';
 
 describe('parseSize', () => {
   it.each([
-    ['4096', 4096], ['0', 0], ['1K', 1024], ['1k', 1024], ['512M', 512 * 2 ** 20], ['1G', 2 ** 30],
-    ['1.5T', 1.5 * 2 ** 40], ['64KiB', 65536], ['2MB', 2 * 2 ** 20], ['100s', 51200], ['1P', 2 ** 50], ['  8 G ', 8 * 2 ** 30],
+    ['4096', 4096],
+    ['0', 0],
+    ['1K', 1024],
+    ['1k', 1024],
+    ['512M', 512 * 2 ** 20],
+    ['1G', 2 ** 30],
+    ['1.5T', 1.5 * 2 ** 40],
+    ['64KiB', 65536],
+    ['2MB', 2 * 2 ** 20],
+    ['100s', 51200],
+    ['1P', 2 ** 50],
+    ['  8 G ', 8 * 2 ** 30],
   ])('%s = %d', (text, bytes) => {
     expect(parseSize(text)).toBe(bytes);
   });
 
-  it.each(['', 'abc', '-1', '1X', '1.5', '1.3K', '16E', '1E', '1 2'])('rejects %j with a ConfigError naming the input', (text) => {
-    expect(() => parseSize(text, 'size')).toThrow(ConfigError);
-    expect(() => parseSize(text, 'size')).toThrow(/^size: /);
-  });
+  it.each(['', 'abc', '-1', '1X', '1.5', '1.3K', '16E', '1E', '1 2'])(
+    'rejects %j with a ConfigError naming the input',
+    (text) => {
+      expect(() => parseSize(text, 'size')).toThrow(ConfigError);
+      expect(() => parseSize(text, 'size')).toThrow(/^size: /);
+    },
+  );
 
   it('round-trips every whole number of KiB', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 40 }), (k) => parseSize(`${k}K`) === k * 1024));

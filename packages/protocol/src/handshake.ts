@@ -5,8 +5,15 @@
  * share one definition.
  */
 import {
-  EXPORT_NAME_PAD, GREETING_SIZE, IHAVEOPT, Info, MAX_STRING, NBDMAGIC,
-  OPTION_HEADER_SIZE, OPTION_REPLY_HEADER_SIZE, REPLY_MAGIC,
+  EXPORT_NAME_PAD,
+  GREETING_SIZE,
+  IHAVEOPT,
+  Info,
+  MAX_STRING,
+  NBDMAGIC,
+  OPTION_HEADER_SIZE,
+  OPTION_REPLY_HEADER_SIZE,
+  REPLY_MAGIC,
 } from './constants.ts';
 
 /** A structurally invalid message: the server answers NBD_REP_ERR_INVALID. */
@@ -141,7 +148,10 @@ export function encodeInfoRequest(name: string, infos: readonly number[] = []): 
   let p = 4 + n.length;
   b.writeUInt16BE(infos.length, p);
   p += 2;
-  for (const i of infos) { b.writeUInt16BE(i, p); p += 2; }
+  for (const i of infos) {
+    b.writeUInt16BE(i, p);
+    p += 2;
+  }
   return b;
 }
 
@@ -152,7 +162,8 @@ export function parseInfoRequest(b: Buffer): InfoRequest {
   if (nameLen > MAX_STRING) throw new ProtocolError('export name longer than 4096 bytes');
   const name = decodeString(b, 4, 4 + nameLen, 'export name');
   const count = b.readUInt16BE(4 + nameLen);
-  if (b.length !== 6 + nameLen + 2 * count) throw new ProtocolError('information request count does not match option length');
+  if (b.length !== 6 + nameLen + 2 * count)
+    throw new ProtocolError('information request count does not match option length');
   const infos: number[] = [];
   for (let i = 0, p = 6 + nameLen; i < count; i++, p += 2) infos.push(b.readUInt16BE(p));
   return { name, infos };
@@ -277,6 +288,7 @@ function decodeString(b: Buffer, start: number, end: number, what: string): stri
   const s = b.subarray(start, end);
   if (s.includes(0)) throw new ProtocolError(`${what} contains NUL`);
   const text = s.toString('utf8');
-  if (text.includes('\ufffd') && !Buffer.from(text, 'utf8').equals(s)) throw new ProtocolError(`${what} is not valid UTF-8`);
+  if (text.includes('\ufffd') && !Buffer.from(text, 'utf8').equals(s))
+    throw new ProtocolError(`${what} is not valid UTF-8`);
   return text;
 }

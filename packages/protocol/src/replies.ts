@@ -4,7 +4,11 @@
  * 32-bit halves and write into caller-provided buffers where it matters for speed.
  */
 import {
-  ReplyFlag, ReplyType, SIMPLE_REPLY_MAGIC, SIMPLE_REPLY_SIZE, STRUCTURED_HEADER_SIZE,
+  ReplyFlag,
+  ReplyType,
+  SIMPLE_REPLY_MAGIC,
+  SIMPLE_REPLY_SIZE,
+  STRUCTURED_HEADER_SIZE,
   STRUCTURED_REPLY_MAGIC,
 } from './constants.ts';
 import { ProtocolError } from './handshake.ts';
@@ -37,7 +41,13 @@ export function parseSimpleReply(b: Buffer, pos = 0): SimpleReply {
 // ---- structured chunks ---------------------------------------------------------
 
 export function writeChunkHeader(
-  b: Buffer, pos: number, flags: number, type: number, cookieHi: number, cookieLo: number, length: number,
+  b: Buffer,
+  pos: number,
+  flags: number,
+  type: number,
+  cookieHi: number,
+  cookieLo: number,
+  length: number,
 ): void {
   b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, pos);
   b.writeUInt16BE(flags, pos + 4);
@@ -49,7 +59,11 @@ export function writeChunkHeader(
 
 /** Header of an OFFSET_DATA chunk (chunk header + 64-bit offset); `dataLength` bytes of data follow. */
 export function encodeOffsetDataHeader(
-  cookieHi: number, cookieLo: number, flags: number, offset: number, dataLength: number,
+  cookieHi: number,
+  cookieLo: number,
+  flags: number,
+  offset: number,
+  dataLength: number,
 ): Buffer {
   const b = Buffer.allocUnsafe(STRUCTURED_HEADER_SIZE + 8);
   writeChunkHeader(b, 0, flags, ReplyType.OFFSET_DATA, cookieHi, cookieLo, 8 + dataLength);
@@ -58,7 +72,11 @@ export function encodeOffsetDataHeader(
 }
 
 export function encodeOffsetHole(
-  cookieHi: number, cookieLo: number, flags: number, offset: number, holeSize: number,
+  cookieHi: number,
+  cookieLo: number,
+  flags: number,
+  offset: number,
+  holeSize: number,
 ): Buffer {
   const b = Buffer.allocUnsafe(STRUCTURED_HEADER_SIZE + 12);
   writeChunkHeader(b, 0, flags, ReplyType.OFFSET_HOLE, cookieHi, cookieLo, 12);
@@ -69,7 +87,11 @@ export function encodeOffsetHole(
 
 /** NBD_REPLY_TYPE_ERROR with an optional message (truncated to the 4096-byte string limit). */
 export function encodeErrorChunk(
-  cookieHi: number, cookieLo: number, flags: number, error: number, message = '',
+  cookieHi: number,
+  cookieLo: number,
+  flags: number,
+  error: number,
+  message = '',
 ): Buffer {
   let msg = Buffer.from(message, 'utf8');
   if (msg.length > 4096) msg = msg.subarray(0, 4096);
@@ -92,7 +114,11 @@ export function encodeNoneChunk(cookieHi: number, cookieLo: number): Buffer {
  * `descriptors` is a flat list [len0, flags0, len1, flags1, ...] to avoid an object per extent.
  */
 export function encodeBlockStatusChunk(
-  cookieHi: number, cookieLo: number, flags: number, contextId: number, descriptors: readonly number[],
+  cookieHi: number,
+  cookieLo: number,
+  flags: number,
+  contextId: number,
+  descriptors: readonly number[],
 ): Buffer {
   const payload = 4 + descriptors.length * 4;
   const b = Buffer.allocUnsafe(STRUCTURED_HEADER_SIZE + payload);
@@ -141,7 +167,8 @@ export function parseErrorChunk(payload: Buffer): { error: number; message: stri
 export function parseBlockStatus(payload: Buffer): { contextId: number; extents: { length: number; flags: number }[] } {
   if (payload.length < 12 || (payload.length - 4) % 8 !== 0) throw new ProtocolError('bad BLOCK_STATUS payload length');
   const extents: { length: number; flags: number }[] = [];
-  for (let p = 4; p < payload.length; p += 8) extents.push({ length: payload.readUInt32BE(p), flags: payload.readUInt32BE(p + 4) });
+  for (let p = 4; p < payload.length; p += 8)
+    extents.push({ length: payload.readUInt32BE(p), flags: payload.readUInt32BE(p + 4) });
   return { contextId: payload.readUInt32BE(0), extents };
 }
 

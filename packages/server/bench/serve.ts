@@ -24,6 +24,8 @@ if (process.env.PLUGIN === 'memory') {
 const server = createServer({ plugin, logger: pino({ level: process.env.LOG ?? 'warn' }) });
 await server.listenUnix(path);
 process.stderr.write(`serving on ${path}\n`);
-const stop = (): void => { void server.shutdown().then(() => process.exit(0)); };
+const stop = (): void => {
+  void server.shutdown().then(() => process.exit(0));
+};
 process.on('SIGINT', stop);
 process.on('SIGTERM', stop);

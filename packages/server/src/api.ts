@@ -55,4 +55,7 @@ export interface ServerHandle {
 export type CreateServer = (opts: ServerOptions) => ServerHandle;
 
 /** Stack filters on a plugin: filters[0] is outermost (nearest the engine), as nbdkit orders --filter. */
-export type ApplyFilters = (plugin: Plugin<unknown, unknown>, filters: ReadonlyArray<{ filter: Filter<unknown>; config: unknown }>) => Plugin<unknown, unknown>;
+export type ApplyFilters = (
+  plugin: Plugin<unknown, unknown>,
+  filters: ReadonlyArray<{ filter: Filter<unknown>; config: unknown }>,
+) => Plugin<unknown, unknown>;

@@ -20,7 +20,8 @@ export class Limiter {
   readonly #limit: number;
 
   constructor(limit: number) {
-    this.#limit = limit;}
+    this.#limit = limit;
+  }
 
   run<T>(fn: () => Awaitable<T>): Awaitable<T> {
     if (this.#active < this.#limit) {
@@ -54,8 +55,14 @@ export class Limiter {
       return r;
     }
     return Promise.resolve(r).then(
-      (v) => { this.#release(); return v; },
-      (err: unknown) => { this.#release(); throw err; },
+      (v) => {
+        this.#release();
+        return v;
+      },
+      (err: unknown) => {
+        this.#release();
+        throw err;
+      },
     );
   }
 

@@ -3,7 +3,18 @@
  * Plugin doc comment), capabilities computed once per connection, emulation
  * of zero, FUA and cache, and the per-handle concurrency limit.
  */
-import { BufferPool, Flag, NbdError, releaseOf, type Awaitable, type BlockSize, type Extent, type ExportInfo, type Plugin, type Support } from '@nbdts/plugin-api';
+import {
+  BufferPool,
+  Flag,
+  NbdError,
+  releaseOf,
+  type Awaitable,
+  type BlockSize,
+  type Extent,
+  type ExportInfo,
+  type Plugin,
+  type Support,
+} from '@nbdts/plugin-api';
 import { after, isPromiseLike, Limiter } from './awaitable.ts';
 import { errnoName } from './errno.ts';
 
@@ -50,7 +61,10 @@ function checkBlockSize(b: BlockSize): string | undefined {
   if (!isPow2(b.preferred) || b.preferred < Math.max(512, b.minimum) || b.preferred > 32 * 1024 * 1024) {
     return 'preferred must be a power of two from max(512, minimum) to 32 MiB';
   }
-  if (b.maximum !== 0xffffffff && (!Number.isInteger(b.maximum) || b.maximum % b.minimum !== 0 || b.maximum < b.minimum)) {
+  if (
+    b.maximum !== 0xffffffff &&
+    (!Number.isInteger(b.maximum) || b.maximum % b.minimum !== 0 || b.maximum < b.minimum)
+  ) {
     return 'maximum must be a multiple of minimum, or 0xffffffff';
   }
   return undefined;
@@ -79,7 +93,9 @@ export class Backend {
     this.pool = new BufferPool(poolBytes);
   }
 
-  get readonly(): boolean { return this.#forceReadonly; }
+  get readonly(): boolean {
+    return this.#forceReadonly;
+  }
 
   async listExports(): Promise<ExportInfo[]> {
     if (this.plugin.listExports) return await this.plugin.listExports(this.#forceReadonly);
@@ -131,12 +147,27 @@ export class Backend {
         }
       }
       const caps: Capabilities = {
-        size, canWrite, canFlush, canTrim, zero, canFastZero, fua, canExtents, cache,
-        canMultiConn, rotational, blockSize, pluginBlockSize,
+        size,
+        canWrite,
+        canFlush,
+        canTrim,
+        zero,
+        canFastZero,
+        fua,
+        canExtents,
+        cache,
+        canMultiConn,
+        rotational,
+        blockSize,
+        pluginBlockSize,
       };
       return new OpenHandle(p, h, caps);
     } catch (err) {
-      try { await p.close?.(h); } catch { /* the open error is the one to report */ }
+      try {
+        await p.close?.(h);
+      } catch {
+        /* the open error is the one to report */
+      }
       throw err;
     }
   }
@@ -167,7 +198,9 @@ export class OpenHandle {
   }
 
   /** True when reads go through pread into an engine buffer (see readInto), false for plugin.read. */
-  get readsIntoBuffer(): boolean { return !this.#p.read; }
+  get readsIntoBuffer(): boolean {
+    return !this.#p.read;
+  }
 
   /** `count` bytes from `offset` via plugin.read: one buffer or several (lengths add up to count). */
   read(count: number, offset: number): Awaitable<Buffer | readonly Buffer[]> {

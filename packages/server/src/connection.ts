@@ -17,8 +17,20 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Flag, releaseOf, type Extent } from '@nbdts/plugin-api';
 import {
-  Cmd, CmdFlag, NbdErr, REQUEST_MAGIC, REQUEST_SIZE, ReplyFlag, cmdName, encodeBlockStatusChunk,
-  encodeErrorChunk, encodeOffsetDataHeader, errName, newRequestHeader, parseRequestInto, writeSimpleReply,
+  Cmd,
+  CmdFlag,
+  NbdErr,
+  REQUEST_MAGIC,
+  REQUEST_SIZE,
+  ReplyFlag,
+  cmdName,
+  encodeBlockStatusChunk,
+  encodeErrorChunk,
+  encodeOffsetDataHeader,
+  errName,
+  newRequestHeader,
+  parseRequestInto,
+  writeSimpleReply,
   type RequestHeader,
 } from '@nbdts/protocol';
 import { isPromiseLike } from './awaitable.ts';
@@ -123,11 +135,20 @@ export class Connection {
     this.#o = o;
     this.#log = o.log;
     this.#debug = o.log.isLevelEnabled('debug');
-    this.#done = new Promise((r) => { this.#resolveDone = r; });
-    this.#reader = new ByteReader((on) => { if (on) stream.resume(); else stream.pause(); });
+    this.#done = new Promise((r) => {
+      this.#resolveDone = r;
+    });
+    this.#reader = new ByteReader((on) => {
+      if (on) stream.resume();
+      else stream.pause();
+    });
 
     const target = o.fastRead
-      ? installReadBuffer(stream as net.Socket, (chunk) => this.#onData(chunk, true), () => this.#nextReadTarget())
+      ? installReadBuffer(
+          stream as net.Socket,
+          (chunk) => this.#onData(chunk, true),
+          () => this.#nextReadTarget(),
+        )
       : undefined;
     if (target) {
       this.#readTarget = target;
@@ -149,7 +170,9 @@ export class Connection {
   }
 
   /** Resolves when the connection is fully closed (socket closed, handle closed). */
-  get closed(): Promise<void> { return this.#done; }
+  get closed(): Promise<void> {
+    return this.#done;
+  }
 
   // ---- handshake ---------------------------------------------------------------
 
@@ -181,7 +204,10 @@ export class Connection {
     this.#structured = result.structured;
     this.#contextId = result.contextId;
     this.#allowedFua = this.#caps.fua !== 'none' ? CmdFlag.FUA : 0;
-    this.#log.debug({ export: result.exportName, size: this.#caps.size, structured: result.structured, flags: result.txFlags }, 'transmission');
+    this.#log.debug(
+      { export: result.exportName, size: this.#caps.size, structured: result.structured, flags: result.txFlags },
+      'transmission',
+    );
     this.#state = State.Header;
     const rest = this.#reader.drain();
     for (const c of rest) this.#onData(c, false);
@@ -192,7 +218,10 @@ export class Connection {
 
   /** `reused`: the chunk's memory is overwritten by the next read, so anything kept must be copied. */
   #onData(chunk: Buffer, reused: boolean): void {
-    if (this.#state === State.Handshake) { this.#reader.push(reused ? Buffer.from(chunk) : chunk); return; }
+    if (this.#state === State.Handshake) {
+      this.#reader.push(reused ? Buffer.from(chunk) : chunk);
+      return;
+    }
     if (this.#state === State.Stopped) return;
     if (this.#stash) {
       // Arrived before the stream noticed the pause: queue behind the stash.
@@ -278,7 +307,10 @@ export class Connection {
             if (err !== 0) {
               this.#replyErrno(h.cookieHi, h.cookieLo, err);
               // Consume the rejected payload so the stream stays in sync.
-              if (h.length > 0) { this.#discardLeft = h.length; this.#state = State.Discard; }
+              if (h.length > 0) {
+                this.#discardLeft = h.length;
+                this.#state = State.Discard;
+              }
               break;
             }
             const len = h.length;
@@ -344,8 +376,15 @@ export class Connection {
 
   #newReq(h: RequestHeader, bytes: number): Req {
     return {
-      type: h.type, flags: h.flags, cookieHi: h.cookieHi, cookieLo: h.cookieLo,
-      offset: h.offset, length: h.length, bytes, payload: undefined, pooled: undefined,
+      type: h.type,
+      flags: h.flags,
+      cookieHi: h.cookieHi,
+      cookieLo: h.cookieLo,
+      offset: h.offset,
+      length: h.length,
+      bytes,
+      payload: undefined,
+      pooled: undefined,
     };
   }
 
@@ -370,11 +409,22 @@ export class Connection {
     const type = h.type;
     let allowed = this.#allowedFua;
     switch (type) {
-      case Cmd.READ: if (this.#structured) allowed |= CmdFlag.DF; break;
-      case Cmd.WRITE: case Cmd.TRIM: case Cmd.FLUSH: case Cmd.CACHE: break;
-      case Cmd.WRITE_ZEROES: allowed |= CmdFlag.NO_HOLE | (c.canFastZero ? CmdFlag.FAST_ZERO : 0); break;
-      case Cmd.BLOCK_STATUS: allowed |= CmdFlag.REQ_ONE; break;
-      default: return NbdErr.EINVAL; // unknown command
+      case Cmd.READ:
+        if (this.#structured) allowed |= CmdFlag.DF;
+        break;
+      case Cmd.WRITE:
+      case Cmd.TRIM:
+      case Cmd.FLUSH:
+      case Cmd.CACHE:
+        break;
+      case Cmd.WRITE_ZEROES:
+        allowed |= CmdFlag.NO_HOLE | (c.canFastZero ? CmdFlag.FAST_ZERO : 0);
+        break;
+      case Cmd.BLOCK_STATUS:
+        allowed |= CmdFlag.REQ_ONE;
+        break;
+      default:
+        return NbdErr.EINVAL; // unknown command
     }
     if ((h.flags & ~allowed) !== 0) return NbdErr.EINVAL;
     switch (type) {
@@ -431,10 +481,18 @@ export class Connection {
             r = h.read(req.length, req.offset);
           }
           break;
-        case Cmd.WRITE: r = h.write(req.payload!, req.offset, req.flags & CmdFlag.FUA ? Flag.FUA : 0); break;
-        case Cmd.FLUSH: r = h.flush(); break;
-        case Cmd.TRIM: r = h.trim(req.length, req.offset, req.flags & CmdFlag.FUA ? Flag.FUA : 0); break;
-        case Cmd.CACHE: r = h.cache(req.length, req.offset); break;
+        case Cmd.WRITE:
+          r = h.write(req.payload!, req.offset, req.flags & CmdFlag.FUA ? Flag.FUA : 0);
+          break;
+        case Cmd.FLUSH:
+          r = h.flush();
+          break;
+        case Cmd.TRIM:
+          r = h.trim(req.length, req.offset, req.flags & CmdFlag.FUA ? Flag.FUA : 0);
+          break;
+        case Cmd.CACHE:
+          r = h.cache(req.length, req.offset);
+          break;
         case Cmd.WRITE_ZEROES: {
           let f = 0;
           if (req.flags & CmdFlag.FUA) f |= Flag.FUA;
@@ -452,7 +510,10 @@ export class Connection {
       return;
     }
     if (isPromiseLike(r)) {
-      (r as Promise<unknown>).then((v) => this.#complete(req, v), (err: unknown) => this.#fail(req, err));
+      (r as Promise<unknown>).then(
+        (v) => this.#complete(req, v),
+        (err: unknown) => this.#fail(req, err),
+      );
     } else {
       this.#complete(req, r);
     }
@@ -475,8 +536,10 @@ export class Connection {
     if (this.#debug || errnoName(err) === undefined) {
       // Errors without an errno are plugin bugs: worth a warning.
       const fn = errnoName(err) === undefined ? this.#log.warn.bind(this.#log) : this.#log.debug.bind(this.#log);
-      fn({ cmd: cmdName(req.type), offset: req.offset, length: req.length, err: (err as Error)?.message ?? String(err) },
-        `request failed: ${errName(errno)}`);
+      fn(
+        { cmd: cmdName(req.type), offset: req.offset, length: req.length, err: (err as Error)?.message ?? String(err) },
+        `request failed: ${errName(errno)}`,
+      );
     }
     this.#replyErrno(req.cookieHi, req.cookieLo, errno);
     this.#retire(req);
@@ -542,8 +605,16 @@ export class Connection {
       release?.();
       throw new Error(`plugin returned ${total} bytes for a read of ${req.length}`);
     }
-    if (this.dead) { release?.(); return; } // nothing will be written
-    const written = release ? () => { release(); this.#onWritten(); } : this.#onWritten;
+    if (this.dead) {
+      release?.();
+      return;
+    } // nothing will be written
+    const written = release
+      ? () => {
+          release();
+          this.#onWritten();
+        }
+      : this.#onWritten;
     if (this.#structured) {
       this.#write(encodeOffsetDataHeader(req.cookieHi, req.cookieLo, ReplyFlag.DONE, req.offset, total));
     } else {
@@ -570,7 +641,10 @@ export class Connection {
 
   #writeThenRecycle(buf: Buffer): void {
     const pool = this.#o.backend.pool;
-    if (this.dead) { pool.put(buf); return; }
+    if (this.dead) {
+      pool.put(buf);
+      return;
+    }
     this.#cork();
     this.stream.write(buf, (err) => {
       if (!err) pool.put(buf);
@@ -615,7 +689,10 @@ export class Connection {
       this.#reused = false;
       this.#feed(s);
       if (this.#stash || (this.#state as State) === State.Stopped) return;
-      if (this.#endAfterStash) { this.#stop(); return; }
+      if (this.#endAfterStash) {
+        this.#stop();
+        return;
+      }
     }
     this.stream.resume();
   }
@@ -642,9 +719,17 @@ export class Connection {
     const h = this.#handle;
     if (h) {
       if (this.#shutdownFlush && h.caps.canWrite && h.caps.canFlush) {
-        try { await h.flush(); } catch (err) { this.#log.warn({ err: (err as Error).message }, 'flush at shutdown failed'); }
+        try {
+          await h.flush();
+        } catch (err) {
+          this.#log.warn({ err: (err as Error).message }, 'flush at shutdown failed');
+        }
       }
-      try { await h.close(); } catch (err) { this.#log.warn({ err: (err as Error).message }, 'plugin close failed'); }
+      try {
+        await h.close();
+      } catch (err) {
+        this.#log.warn({ err: (err as Error).message }, 'plugin close failed');
+      }
       this.#handle = undefined;
     }
     this.#finished = true;
@@ -656,7 +741,10 @@ export class Connection {
   #endStream(): void {
     if (this.dead || this.#ending) return;
     this.#ending = true;
-    if (this.corked) { this.corked = false; this.stream.uncork(); }
+    if (this.corked) {
+      this.corked = false;
+      this.stream.uncork();
+    }
     this.stream.end(() => this.stream.destroy());
   }
 

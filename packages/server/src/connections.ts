@@ -25,8 +25,12 @@ export class ConnectionSet {
     this.#backend = new Backend(plugin, settings.readonly, settings.maxPayload, (m) => log.warn(m));
   }
 
-  get size(): number { return this.#open.size; }
-  get stopping(): boolean { return this.#stopping; }
+  get size(): number {
+    return this.#open.size;
+  }
+  get stopping(): boolean {
+    return this.#stopping;
+  }
 
   /** Serve one connection; `onClosed` runs once it has fully closed. */
   serve(stream: Duplex, peer: string, id: number, onClosed?: () => void): Connection {
@@ -34,8 +38,12 @@ export class ConnectionSet {
     clog.debug({ peer }, 'connection');
     const s = this.#settings;
     const conn = new Connection(stream, {
-      backend: this.#backend, log: clog, maxInFlightBytes: s.maxInFlightBytes, maxPayload: s.maxPayload,
-      handshakeTimeoutMs: s.handshakeTimeoutMs, shuttingDown: () => this.#stopping,
+      backend: this.#backend,
+      log: clog,
+      maxInFlightBytes: s.maxInFlightBytes,
+      maxPayload: s.maxPayload,
+      handshakeTimeoutMs: s.handshakeTimeoutMs,
+      shuttingDown: () => this.#stopping,
       fastRead: stream instanceof net.Socket,
     });
     this.#open.add(conn);

@@ -12,7 +12,11 @@ import net from 'node:net';
 
 export const READ_BUFFER = 256 * 1024;
 
-interface Internals { kBuffer: symbol; kBufferCb: symbol; kBufferGen: symbol }
+interface Internals {
+  kBuffer: symbol;
+  kBufferCb: symbol;
+  kBufferGen: symbol;
+}
 
 let internals: Internals | null | undefined;
 
@@ -51,7 +55,9 @@ export interface ReadTarget {
  * then nothing was changed.
  */
 export function installReadBuffer(
-  socket: net.Socket, onChunk: (chunk: Buffer) => void, next: () => Buffer | undefined,
+  socket: net.Socket,
+  onChunk: (chunk: Buffer) => void,
+  next: () => Buffer | undefined,
 ): ReadTarget | undefined {
   if (process.env.NBDTS_NO_FASTREAD) return undefined;
   const k = findInternals();

@@ -5,10 +5,27 @@
  */
 import type { Logger } from 'pino';
 import {
-  BASE_ALLOCATION, ClientFlag, HandshakeFlag, IHAVEOPT, Info, MAX_STRING, Opt, Rep, TxFlag,
-  encodeExportNameReply, encodeGreeting, encodeInfoBlockSize, encodeInfoExport, encodeInfoString,
-  encodeMetaContextReply, encodeOptionReply, encodeServerReplyData, optName, parseInfoRequest,
-  parseMetaContextRequest, parseOptionHeader,
+  BASE_ALLOCATION,
+  ClientFlag,
+  HandshakeFlag,
+  IHAVEOPT,
+  Info,
+  MAX_STRING,
+  Opt,
+  Rep,
+  TxFlag,
+  encodeExportNameReply,
+  encodeGreeting,
+  encodeInfoBlockSize,
+  encodeInfoExport,
+  encodeInfoString,
+  encodeMetaContextReply,
+  encodeOptionReply,
+  encodeServerReplyData,
+  optName,
+  parseInfoRequest,
+  parseMetaContextRequest,
+  parseOptionHeader,
 } from '@nbdts/protocol';
 import type { Backend, Capabilities, OpenHandle } from './backend.ts';
 import { errnoName } from './errno.ts';
@@ -139,7 +156,10 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
         return undefined;
 
       case Opt.LIST: {
-        if (length !== 0) { reply(option, Rep.ERR_INVALID, 'NBD_OPT_LIST takes no data'); break; }
+        if (length !== 0) {
+          reply(option, Rep.ERR_INVALID, 'NBD_OPT_LIST takes no data');
+          break;
+        }
         let exports;
         try {
           exports = await backend.listExports();
@@ -160,14 +180,20 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
       case Opt.STRUCTURED_REPLY:
         if (length !== 0) reply(option, Rep.ERR_INVALID, 'NBD_OPT_STRUCTURED_REPLY takes no data');
         else if (structured) reply(option, Rep.ERR_INVALID, 'structured replies already negotiated');
-        else { structured = true; reply(option, Rep.ACK); }
+        else {
+          structured = true;
+          reply(option, Rep.ACK);
+        }
         break;
 
       case Opt.LIST_META_CONTEXT:
       case Opt.SET_META_CONTEXT: {
         const set = option === Opt.SET_META_CONTEXT;
         if (set) meta = undefined; // replaced even when this request fails
-        if (!structured) { reply(option, Rep.ERR_INVALID, 'negotiate structured replies first'); break; }
+        if (!structured) {
+          reply(option, Rep.ERR_INVALID, 'negotiate structured replies first');
+          break;
+        }
         let req;
         try {
           req = parseMetaContextRequest(data);
@@ -176,12 +202,16 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
           break;
         }
         const bad = req.queries.find((q) => !q.includes(':'));
-        if (bad !== undefined) { reply(option, Rep.ERR_INVALID, `query '${bad}' has no namespace`); break; }
+        if (bad !== undefined) {
+          reply(option, Rep.ERR_INVALID, `query '${bad}' has no namespace`);
+          break;
+        }
         // base:allocation is the only context; "base:" is a wildcard for LIST only; other namespaces are ignored.
         const match = set
           ? req.queries.includes(BASE_ALLOCATION)
           : req.queries.length === 0 || req.queries.some((q) => q === BASE_ALLOCATION || q === 'base:');
-        if (match) reply(option, Rep.META_CONTEXT, encodeMetaContextReply(set ? BASE_ALLOCATION_ID : 0, BASE_ALLOCATION));
+        if (match)
+          reply(option, Rep.META_CONTEXT, encodeMetaContextReply(set ? BASE_ALLOCATION_ID : 0, BASE_ALLOCATION));
         reply(option, Rep.ACK);
         if (set) meta = { name: req.name, selected: match };
         break;
@@ -204,9 +234,12 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
         } catch (err) {
           const code = errnoName(err);
           log.info({ export: req.name, err: message(err) }, 'cannot open export');
-          const type = code === 'ESHUTDOWN' ? Rep.ERR_SHUTDOWN
-            : code === 'EPERM' || code === 'EACCES' ? Rep.ERR_POLICY
-              : Rep.ERR_UNKNOWN;
+          const type =
+            code === 'ESHUTDOWN'
+              ? Rep.ERR_SHUTDOWN
+              : code === 'EPERM' || code === 'EACCES'
+                ? Rep.ERR_POLICY
+                : Rep.ERR_UNKNOWN;
           reply(option, type, `cannot open export '${req.name}'`);
           break;
         }

@@ -10,9 +10,12 @@ export interface FdOps {
   closeFd(fd: number): void;
 }
 
-export const FDOPS_BUILD_HINT = 'build it with: npm run build:native -w @nbdts/server (needs python3, make and a C compiler)';
+export const FDOPS_BUILD_HINT =
+  'build it with: npm run build:native -w @nbdts/server (needs python3, make and a C compiler)';
 
 /** The ops, or why they are not available. Never throws. */
 export function loadFdOps(): AddonLoad<FdOps> {
-  return loadAddon<FdOps>(import.meta.url, '../native/build/Release/fdops.node', ['dupFd', 'closeFd'], { name: 'the native helper' });
+  return loadAddon<FdOps>(import.meta.url, '../native/build/Release/fdops.node', ['dupFd', 'closeFd'], {
+    name: 'the native helper',
+  });
 }

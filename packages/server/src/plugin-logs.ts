@@ -9,6 +9,8 @@ export function routePluginLogs(logger: Logger): void {
     info: (msg, fields) => plog.info(fields ?? {}, msg),
     warn: (msg, fields) => plog.warn(fields ?? {}, msg),
     error: (msg, fields) => plog.error(fields ?? {}, msg),
-    get debugEnabled() { return plog.isLevelEnabled('debug'); },
+    get debugEnabled() {
+      return plog.isLevelEnabled('debug');
+    },
   });
 }

@@ -23,9 +23,12 @@ export class ByteReader {
   readonly #flow: (on: boolean) => void;
 
   constructor(flow: (on: boolean) => void) {
-    this.#flow = flow;}
+    this.#flow = flow;
+  }
 
-  get buffered(): number { return this.#total; }
+  get buffered(): number {
+    return this.#total;
+  }
 
   push(chunk: Buffer): void {
     if (this.#failure) return;
@@ -72,7 +75,9 @@ export class ByteReader {
     if (this.#failure) return Promise.reject(this.#failure);
     this.#want = n;
     this.#flow(true);
-    return new Promise<Buffer>((resolve, reject) => { this.#waiter = { resolve, reject, exact }; });
+    return new Promise<Buffer>((resolve, reject) => {
+      this.#waiter = { resolve, reject, exact };
+    });
   }
 
   #serve(): void {

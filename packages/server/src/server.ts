@@ -22,11 +22,17 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; not removing it`);
   const live = await new Promise<boolean>((resolve) => {
     const probe = net.connect(path);
-    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw Object.assign(new Error(`${path}: another server is listening on this socket`), { code: 'EADDRINUSE' });
-  await unlink(path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err; });
+  if (live)
+    throw Object.assign(new Error(`${path}: another server is listening on this socket`), { code: 'EADDRINUSE' });
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 export const createServer: CreateServer = (opts: ServerOptions): ServerHandle => {
@@ -61,12 +67,19 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
 
   const connectionClosed = (): void => {
     for (const cb of closedCallbacks) {
-      try { cb(); } catch (err) { log.warn({ err: (err as Error).message }, 'onConnectionClosed callback failed'); }
+      try {
+        cb();
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'onConnectionClosed callback failed');
+      }
     }
   };
 
   function onSocket(socket: net.Socket): void {
-    if (stopping) { socket.destroy(); return; }
+    if (stopping) {
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     const id = nextId++;
     const peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';

@@ -17,7 +17,10 @@ const init = workerData as WorkerInit;
 const post = (m: FromWorker): void => port.postMessage(m);
 
 // Lines go to the main thread, which logs them through its own destination.
-const log = pino({ level: init.logLevel, base: null, timestamp: false }, { write: (line: string) => post({ t: 'log', line }) });
+const log = pino(
+  { level: init.logLevel, base: null, timestamp: false },
+  { write: (line: string) => post({ t: 'log', line }) },
+);
 routePluginLogs(log);
 
 let conns: ConnectionSet;
@@ -37,14 +40,28 @@ port.on('message', (m: ToWorker) => {
   let socket: net.Socket;
   try {
     // Paused, so the engine can install its own read buffer before the first read.
-    socket = new net.Socket({ fd: m.fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+    socket = new net.Socket({
+      fd: m.fd,
+      readable: true,
+      writable: true,
+      allowHalfOpen: true,
+      pauseOnCreate: true,
+    } as net.SocketConstructorOpts);
   } catch (err) {
     log.warn({ conn: m.id, err: (err as Error).message }, 'cannot take over a connection from the main thread');
-    try { loadFdOps().ops?.closeFd(m.fd); } catch { /* already closed */ }
+    try {
+      loadFdOps().ops?.closeFd(m.fd);
+    } catch {
+      /* already closed */
+    }
     post({ t: 'closed', id: m.id });
     return;
   }
-  if (conns.stopping) { socket.destroy(); post({ t: 'closed', id: m.id }); return; }
+  if (conns.stopping) {
+    socket.destroy();
+    post({ t: 'closed', id: m.id });
+    return;
+  }
   // TCP_NODELAY was set before the hand-off: it belongs to the socket, which both descriptors name.
   conns.serve(socket, m.peer, m.id, () => post({ t: 'closed', id: m.id }));
 });

@@ -35,8 +35,11 @@ export interface WorkerInit {
 
 export type ToWorker = { t: 'serve'; id: number; fd: number; peer: string } | { t: 'stop' };
 export type FromWorker =
-  | { t: 'ready' } | { t: 'failed'; message: string } | { t: 'log'; line: string }
-  | { t: 'closed'; id: number } | { t: 'stopped' };
+  | { t: 'ready' }
+  | { t: 'failed'; message: string }
+  | { t: 'log'; line: string }
+  | { t: 'closed'; id: number }
+  | { t: 'stopped' };
 
 const START_TIMEOUT_MS = 60_000;
 
@@ -79,28 +82,36 @@ export class ServingThreads {
       worker.unref(); // the listeners keep the process alive, not idle workers
       const t: Thread = { worker, index, alive: true, conns: new Map() };
       threads.push(t);
-      starts.push(new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
-        const onMessage = (m: FromWorker): void => {
-          if (m.t === 'ready') settle();
-          else if (m.t === 'failed') settle(new Error(m.message));
-        };
-        const settle = (err?: Error): void => {
-          clearTimeout(timer);
-          worker.off('message', onMessage); // #watch handles everything after start-up
-          if (err) reject(err); else resolve();
-        };
-        worker.on('message', onMessage);
-        worker.once('error', (err) => settle(err));
-        worker.once('exit', (code) => settle(new Error(`worker ${index} exited with status ${code}`)));
-      }));
+      starts.push(
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)),
+            START_TIMEOUT_MS,
+          );
+          const onMessage = (m: FromWorker): void => {
+            if (m.t === 'ready') settle();
+            else if (m.t === 'failed') settle(new Error(m.message));
+          };
+          const settle = (err?: Error): void => {
+            clearTimeout(timer);
+            worker.off('message', onMessage); // #watch handles everything after start-up
+            if (err) reject(err);
+            else resolve();
+          };
+          worker.on('message', onMessage);
+          worker.once('error', (err) => settle(err));
+          worker.once('exit', (code) => settle(new Error(`worker ${index} exited with status ${code}`)));
+        }),
+      );
     }
     const pool = new ServingThreads(threads, fd.ops, log);
     for (const t of threads) pool.#watch(t);
     try {
       await Promise.all(starts);
     } catch (err) {
-      log.warn(`serving every connection on the main thread: a worker thread failed to start: ${(err as Error).message}`);
+      log.warn(
+        `serving every connection on the main thread: a worker thread failed to start: ${(err as Error).message}`,
+      );
       pool.destroy();
       return undefined;
     }
@@ -113,21 +124,29 @@ export class ServingThreads {
     const labels = this.#log.levels.labels;
     t.worker.on('message', (m: FromWorker) => {
       switch (m.t) {
-        case 'log': relay(tlog, labels, m.line); break;
+        case 'log':
+          relay(tlog, labels, m.line);
+          break;
         case 'closed': {
           const done = t.conns.get(m.id);
           t.conns.delete(m.id);
           done?.();
           break;
         }
-        case 'stopped': t.stopped?.(); break;
-        default: break;
+        case 'stopped':
+          t.stopped?.();
+          break;
+        default:
+          break;
       }
     });
     const gone = (why: string): void => {
       if (!t.alive) return;
       t.alive = false;
-      if (!t.stopped) tlog.error(`worker thread ended unexpectedly (${why}); its connections are lost, new ones go to the other threads`);
+      if (!t.stopped)
+        tlog.error(
+          `worker thread ended unexpectedly (${why}); its connections are lost, new ones go to the other threads`,
+        );
       for (const done of t.conns.values()) done();
       t.conns.clear();
       t.stopped?.();
@@ -156,14 +175,20 @@ export class ServingThreads {
     try {
       copy = this.#fd.dupFd(fd);
     } catch (err) {
-      this.#log.warn({ err: (err as Error).message }, 'cannot hand a connection to a worker thread; serving it on the main thread');
+      this.#log.warn(
+        { err: (err as Error).message },
+        'cannot hand a connection to a worker thread; serving it on the main thread',
+      );
       return false;
     }
     try {
       best.worker.postMessage({ t: 'serve', id, fd: copy, peer } satisfies ToWorker);
     } catch (err) {
       this.#fd.closeFd(copy);
-      this.#log.warn({ err: (err as Error).message }, 'cannot hand a connection to a worker thread; serving it on the main thread');
+      this.#log.warn(
+        { err: (err as Error).message },
+        'cannot hand a connection to a worker thread; serving it on the main thread',
+      );
       return false;
     }
     best.conns.set(id, onClosed);
@@ -173,14 +198,18 @@ export class ServingThreads {
 
   /** Graceful stop of every worker's connections (drain, flush, close), then end the threads. */
   async shutdown(): Promise<void> {
-    await Promise.all(this.#threads.map(async (t) => {
-      if (t.alive) {
-        const stopped = new Promise<void>((r) => { t.stopped = r; });
-        t.worker.postMessage({ t: 'stop' } satisfies ToWorker);
-        await stopped;
-      }
-      await t.worker.terminate();
-    }));
+    await Promise.all(
+      this.#threads.map(async (t) => {
+        if (t.alive) {
+          const stopped = new Promise<void>((r) => {
+            t.stopped = r;
+          });
+          t.worker.postMessage({ t: 'stop' } satisfies ToWorker);
+          await stopped;
+        }
+        await t.worker.terminate();
+      }),
+    );
   }
 
   destroy(): void {

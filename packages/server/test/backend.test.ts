@@ -8,21 +8,31 @@ import { toNbdError } from '../src/errno.ts';
 import { applyFilters } from '../src/index.ts';
 import { memPlugin } from './mem-plugin.ts';
 
-const backend = (p: Plugin<unknown, unknown>, readonly = false): Backend => new Backend(p, readonly, 32 << 20, () => {});
+const backend = (p: Plugin<unknown, unknown>, readonly = false): Backend =>
+  new Backend(p, readonly, 32 << 20, () => {});
 
 describe('errno mapping', () => {
   it('maps errno names and Node codes', () => {
     const cases: Array<[unknown, number]> = [
-      [new NbdError('EPERM'), NbdErr.EPERM], [new NbdError('EROFS'), NbdErr.EPERM],
-      [new NbdError('EIO'), NbdErr.EIO], [new NbdError('ENOMEM'), NbdErr.ENOMEM],
-      [new NbdError('EAGAIN'), NbdErr.ENOMEM], [new NbdError('EINVAL'), NbdErr.EINVAL],
-      [new NbdError('ENOSPC'), NbdErr.ENOSPC], [new NbdError('EDQUOT'), NbdErr.ENOSPC],
-      [new NbdError('EFBIG'), NbdErr.ENOSPC], [new NbdError('EOVERFLOW'), NbdErr.EOVERFLOW],
-      [new NbdError('ENOTSUP'), NbdErr.ENOTSUP], [new NbdError('EOPNOTSUPP'), NbdErr.ENOTSUP],
-      [new NbdError('ESHUTDOWN'), NbdErr.ESHUTDOWN], [new NbdError('ETIMEDOUT'), NbdErr.EIO],
+      [new NbdError('EPERM'), NbdErr.EPERM],
+      [new NbdError('EROFS'), NbdErr.EPERM],
+      [new NbdError('EIO'), NbdErr.EIO],
+      [new NbdError('ENOMEM'), NbdErr.ENOMEM],
+      [new NbdError('EAGAIN'), NbdErr.ENOMEM],
+      [new NbdError('EINVAL'), NbdErr.EINVAL],
+      [new NbdError('ENOSPC'), NbdErr.ENOSPC],
+      [new NbdError('EDQUOT'), NbdErr.ENOSPC],
+      [new NbdError('EFBIG'), NbdErr.ENOSPC],
+      [new NbdError('EOVERFLOW'), NbdErr.EOVERFLOW],
+      [new NbdError('ENOTSUP'), NbdErr.ENOTSUP],
+      [new NbdError('EOPNOTSUPP'), NbdErr.ENOTSUP],
+      [new NbdError('ESHUTDOWN'), NbdErr.ESHUTDOWN],
+      [new NbdError('ETIMEDOUT'), NbdErr.EIO],
       [Object.assign(new Error('x'), { code: 'ENOSPC' }), NbdErr.ENOSPC],
       [Object.assign(new Error('x'), { code: 'ERR_SOMETHING' }), NbdErr.EIO],
-      [new TypeError('bug'), NbdErr.EIO], ['string', NbdErr.EIO], [null, NbdErr.EIO],
+      [new TypeError('bug'), NbdErr.EIO],
+      ['string', NbdErr.EIO],
+      [null, NbdErr.EIO],
     ];
     for (const [err, want] of cases) expect(toNbdError(err)).toBe(want);
   });
@@ -33,15 +43,41 @@ describe('capability defaults', () => {
     const { plugin } = memPlugin({ size: 4096 });
     const h = await backend(plugin).open('');
     expect(h.caps).toMatchObject({
-      size: 4096, canWrite: true, canFlush: true, canTrim: true, zero: 'native', canFastZero: true,
-      fua: 'emulate', canExtents: true, cache: 'native', canMultiConn: true, rotational: false,
+      size: 4096,
+      canWrite: true,
+      canFlush: true,
+      canTrim: true,
+      zero: 'native',
+      canFastZero: true,
+      fua: 'emulate',
+      canExtents: true,
+      cache: 'native',
+      canMultiConn: true,
+      rotational: false,
     });
   });
 
   it('a plugin with only open/getSize/pread is read-only with nothing extra', async () => {
-    const p: Plugin<unknown, unknown> = { name: 'min', open: () => ({}), getSize: () => 10n, pread: (_h, b) => { b.fill(1); } };
+    const p: Plugin<unknown, unknown> = {
+      name: 'min',
+      open: () => ({}),
+      getSize: () => 10n,
+      pread: (_h, b) => {
+        b.fill(1);
+      },
+    };
     const h = await backend(p).open('');
-    expect(h.caps).toMatchObject({ size: 10, canWrite: false, canFlush: false, canTrim: false, zero: 'none', fua: 'none', canExtents: false, cache: 'none', canMultiConn: false });
+    expect(h.caps).toMatchObject({
+      size: 10,
+      canWrite: false,
+      canFlush: false,
+      canTrim: false,
+      zero: 'none',
+      fua: 'none',
+      canExtents: false,
+      cache: 'none',
+      canMultiConn: false,
+    });
     expect(await h.extents(10, 0, 0)).toEqual([{ offset: 0, length: 10, type: 0 }]);
   });
 
@@ -67,10 +103,18 @@ describe('capability defaults', () => {
   it('falls back to writing zeros when native zero says ENOTSUP, unless FAST_ZERO', async () => {
     const { plugin, mem } = memPlugin({ size: 3 << 20 });
     let zeroCalls = 0;
-    const p: Plugin<unknown, unknown> = { ...plugin, zero: () => { zeroCalls++; throw new NbdError('ENOTSUP'); } };
+    const p: Plugin<unknown, unknown> = {
+      ...plugin,
+      zero: () => {
+        zeroCalls++;
+        throw new NbdError('ENOTSUP');
+      },
+    };
     const h = await backend(p).open('');
     await h.write(Buffer.alloc(3 << 20, 9), 0, 0);
-    await expect(Promise.resolve().then(() => h.zero(1 << 20, 0, Flag.FAST_ZERO))).rejects.toMatchObject({ errno: 'ENOTSUP' });
+    await expect(Promise.resolve().then(() => h.zero(1 << 20, 0, Flag.FAST_ZERO))).rejects.toMatchObject({
+      errno: 'ENOTSUP',
+    });
     await h.zero((2 << 20) + 5, 100, Flag.MAY_TRIM);
     expect(zeroCalls).toBe(2);
     const b = Buffer.alloc(3 << 20);
@@ -84,8 +128,16 @@ describe('capability defaults', () => {
     let running = 0;
     let peak = 0;
     const p: Plugin<unknown, unknown> = {
-      name: 'slow', concurrency: 2, open: () => ({}), getSize: () => 1 << 20,
-      pread: async () => { running++; peak = Math.max(peak, running); await sleep(5); running--; },
+      name: 'slow',
+      concurrency: 2,
+      open: () => ({}),
+      getSize: () => 1 << 20,
+      pread: async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(5);
+        running--;
+      },
     };
     const h = await backend(p).open('');
     await Promise.all(Array.from({ length: 20 }, (_, i) => h.readInto(Buffer.alloc(512), i * 512)));
@@ -95,7 +147,15 @@ describe('capability defaults', () => {
   it('closes the handle again when computing capabilities fails', async () => {
     let closed = 0;
     const p: Plugin<unknown, unknown> = {
-      name: 'bad', open: () => ({}), close: () => { closed++; }, getSize: () => { throw new Error('no size'); }, pread: () => {},
+      name: 'bad',
+      open: () => ({}),
+      close: () => {
+        closed++;
+      },
+      getSize: () => {
+        throw new Error('no size');
+      },
+      pread: () => {},
     };
     await expect(backend(p).open('')).rejects.toThrow('no size');
     expect(closed).toBe(1);
@@ -106,13 +166,20 @@ describe('applyFilters', () => {
   it('stacks filters with filters[0] outermost and passes the rest through', async () => {
     const calls: string[] = [];
     const { plugin } = memPlugin({ size: 1 << 20 });
-    const tag = (name: string) => defineFilter({
-      name,
-      wrap: (next) => ({
-        pread: (h, buf, off, f) => { calls.push(name); return next.pread!(h, buf, off, f); },
-      }),
+    const tag = (name: string) =>
+      defineFilter({
+        name,
+        wrap: (next) => ({
+          pread: (h, buf, off, f) => {
+            calls.push(name);
+            return next.pread!(h, buf, off, f);
+          },
+        }),
+      });
+    const halfSize = defineFilter({
+      name: 'half',
+      wrap: (next) => ({ getSize: async (h) => Number(await next.getSize(h)) / 2 }),
     });
-    const halfSize = defineFilter({ name: 'half', wrap: (next) => ({ getSize: async (h) => Number(await next.getSize(h)) / 2 }) });
     const p = applyFilters(plugin, [
       { filter: tag('outer'), config: {} },
       { filter: tag('inner'), config: {} },
@@ -130,11 +197,19 @@ describe('applyFilters', () => {
     class P {
       name = 'cls';
       #data = Buffer.alloc(64, 7);
-      open(): object { return {}; }
-      getSize(): number { return this.#data.length; }
-      pread(_h: unknown, buf: Buffer, off: number): void { this.#data.copy(buf, 0, off, off + buf.length); }
+      open(): object {
+        return {};
+      }
+      getSize(): number {
+        return this.#data.length;
+      }
+      pread(_h: unknown, buf: Buffer, off: number): void {
+        this.#data.copy(buf, 0, off, off + buf.length);
+      }
     }
-    const p = applyFilters(new P() as unknown as Plugin<unknown, unknown>, [{ filter: defineFilter({ name: 'noop', wrap: () => ({}) }), config: {} }]);
+    const p = applyFilters(new P() as unknown as Plugin<unknown, unknown>, [
+      { filter: defineFilter({ name: 'noop', wrap: () => ({}) }), config: {} },
+    ]);
     const h = await backend(p).open('');
     const b = Buffer.alloc(8);
     await h.readInto(b, 0);

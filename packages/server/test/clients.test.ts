@@ -7,8 +7,12 @@ const MiB = 1024 * 1024;
 
 describe('nbdinfo', () => {
   let s: Running;
-  beforeAll(async () => { s = await start({ size: 64 * MiB, description: 'test disk', exports: ['', 'second'] }); });
-  afterAll(async () => { await s.stop(); });
+  beforeAll(async () => {
+    s = await start({ size: 64 * MiB, description: 'test disk', exports: ['', 'second'] });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('reports size, flags, block size, description and contexts', async () => {
     const r = await run('nbdinfo', ['--json', s.uri]);
@@ -64,8 +68,12 @@ describe('nbdinfo', () => {
 
 describe('read-only export', () => {
   let s: Running;
-  beforeAll(async () => { s = await start({ size: 8 * MiB }, { readonly: true }); });
-  afterAll(async () => { await s.stop(); });
+  beforeAll(async () => {
+    s = await start({ size: 8 * MiB }, { readonly: true });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('advertises read-only and no write features', async () => {
     const r = await run('nbdinfo', ['--json', s.uri]);
@@ -78,7 +86,9 @@ describe('read-only export', () => {
   });
 
   it('fails writes, trims and zeroes with EPERM', async () => {
-    const r = await nbdsh(s.uri, `
+    const r = await nbdsh(
+      s.uri,
+      `
 for name, fn in [('pwrite', lambda: h.pwrite(b'x' * 512, 0)),
                  ('trim', lambda: h.trim(512, 0)),
                  ('zero', lambda: h.zero(512, 0))]:
@@ -87,7 +97,8 @@ for name, fn in [('pwrite', lambda: h.pwrite(b'x' * 512, 0)),
         print(name, 'ok')
     except nbd.Error as e:
         print(name, errno.errorcode.get(e.errno, e.errno))
-`);
+`,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual(['pwrite EPERM', 'trim EPERM', 'zero EPERM']);
   });
@@ -95,11 +106,17 @@ for name, fn in [('pwrite', lambda: h.pwrite(b'x' * 512, 0)),
 
 describe('nbdsh negative cases', () => {
   let s: Running;
-  beforeAll(async () => { s = await start({ size: 40 * MiB }); });
-  afterAll(async () => { await s.stop(); });
+  beforeAll(async () => {
+    s = await start({ size: 40 * MiB });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('returns the spec error codes and keeps serving', async () => {
-    const r = await nbdsh(s.uri, `${NBDSH_TRYIT}
+    const r = await nbdsh(
+      s.uri,
+      `${NBDSH_TRYIT}
 size = h.get_size()
 print('read past end', tryit(lambda: h.pread(512, size)))
 print('read across end', tryit(lambda: h.pread(1024, size - 512)))
@@ -118,7 +135,8 @@ h.pwrite(big, 0)
 print('32 MiB round trip', h.pread(32 * 1024 * 1024, 0) == big)
 h.pwrite(b'z' * 4096, 4096)
 print('still serving', h.pread(4096, 4096) == b'z' * 4096)
-`);
+`,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
       'read past end EINVAL',
@@ -139,7 +157,9 @@ print('still serving', h.pread(4096, 4096) == b'z' * 4096)
   });
 
   it('answers block status with REQ_ONE and clips at the end', async () => {
-    const r = await nbdsh(s.uri, `
+    const r = await nbdsh(
+      s.uri,
+      `
 base = 34 * 1024 * 1024
 h.pwrite(b'd' * 65536, base + 65536)
 seen = []
@@ -150,7 +170,8 @@ h.block_status(4 * 65536, base, cb)
 h.block_status(4 * 65536, base, cb, flags=nbd.CMD_FLAG_REQ_ONE)
 h.block_status(1000, h.get_size() - 1000, cb)
 for s in seen: print(s)
-`);
+`,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
       "('base:allocation', 0, [65536, 3, 65536, 0, 131072, 3])",
@@ -162,26 +183,47 @@ for s in seen: print(s)
 
 describe('qemu-io', () => {
   let s: Running;
-  beforeAll(async () => { s = await start({ size: 16 * MiB, async: true }); });
-  afterAll(async () => { await s.stop(); });
+  beforeAll(async () => {
+    s = await start({ size: 16 * MiB, async: true });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('writes, reads back, zeroes, discards and flushes', async () => {
-    const r = await run('qemu-io', ['-f', 'raw',
-      '-c', 'write -P 0xab 0 2M',
-      '-c', 'read -P 0xab 0 2M',
-      '-c', 'write -z 512k 512k',
-      '-c', 'read -P 0 512k 512k',
-      '-c', 'read -P 0xab 1M 1M',
-      '-c', 'write -P 0xcd -f 3M 64k',
-      '-c', 'read -P 0xcd 3M 64k',
-      '-c', 'discard 0 64k',
-      '-c', 'flush',
-      '-c', 'aio_write -P 0x11 4M 64k',
-      '-c', 'aio_write -P 0x22 5M 64k',
-      '-c', 'aio_flush',
-      '-c', 'read -P 0x11 4M 64k',
-      '-c', 'read -P 0x22 5M 64k',
-      s.uri]);
+    const r = await run('qemu-io', [
+      '-f',
+      'raw',
+      '-c',
+      'write -P 0xab 0 2M',
+      '-c',
+      'read -P 0xab 0 2M',
+      '-c',
+      'write -z 512k 512k',
+      '-c',
+      'read -P 0 512k 512k',
+      '-c',
+      'read -P 0xab 1M 1M',
+      '-c',
+      'write -P 0xcd -f 3M 64k',
+      '-c',
+      'read -P 0xcd 3M 64k',
+      '-c',
+      'discard 0 64k',
+      '-c',
+      'flush',
+      '-c',
+      'aio_write -P 0x11 4M 64k',
+      '-c',
+      'aio_write -P 0x22 5M 64k',
+      '-c',
+      'aio_flush',
+      '-c',
+      'read -P 0x11 4M 64k',
+      '-c',
+      'read -P 0x22 5M 64k',
+      s.uri,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/Pattern verification failed|error|failed/i);
     expect((r.stdout.match(/^read /gm) ?? []).length).toBe(6);
@@ -195,8 +237,12 @@ describe('qemu-io', () => {
 
 describe('nbdcopy', () => {
   let s: Running;
-  beforeAll(async () => { s = await start({ size: 32 * MiB, zeroCopy: true }); });
-  afterAll(async () => { await s.stop(); });
+  beforeAll(async () => {
+    s = await start({ size: 32 * MiB, zeroCopy: true });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('copies an image in and out unchanged', async () => {
     const { mkdtemp, writeFile, readFile, rm } = await import('node:fs/promises');
@@ -227,12 +273,15 @@ describe('serveStream', () => {
     const { fileURLToPath } = await import('node:url');
     const script = fileURLToPath(new URL('./serve-stdio.ts', import.meta.url));
     const cmd = JSON.stringify([process.execPath, script]);
-    const r = await run('nbdsh', ['-c', `
+    const r = await run('nbdsh', [
+      '-c',
+      `
 h.connect_command(${cmd})
 h.pwrite(b'stdio!', 4096)
 print(h.get_size(), bytes(h.pread(6, 4096)).decode())
 h.shutdown()
-`]);
+`,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('1048576 stdio!');
     expect(r.stderr).toContain('serveStream resolved');
@@ -277,7 +326,10 @@ describe('listenUnix', () => {
       // A stale socket: bound by a server whose process "died" without unlinking.
       const stalePath = join(dir, 'stale.sock');
       const { spawnSync } = await import('node:child_process');
-      spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(stalePath)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+      spawnSync(process.execPath, [
+        '-e',
+        `require('net').createServer().listen(${JSON.stringify(stalePath)}, () => process.kill(process.pid, 'SIGKILL'))`,
+      ]);
       expect((await stat(stalePath)).isSocket()).toBe(true);
       const a = mk();
       await a.listenUnix(stalePath);

@@ -29,7 +29,9 @@ export async function start(
   const server = createServer({ plugin: p, logger: pino({ level: process.env.NBDTS_TEST_LOG ?? 'silent' }), ...opts });
   await server.listenUnix(path);
   return {
-    server, path, mem,
+    server,
+    path,
+    mem,
     uri: `nbd+unix:///?socket=${path}`,
     async stop() {
       server.destroy();
@@ -41,7 +43,11 @@ export async function start(
 export type { RunResult };
 
 /** Run a command with Debian's tools first on PATH (nbdsh needs the system python3); never rejects on a non-zero exit. */
-export function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return runCommand(cmd, args, { ...opts, timeoutMs: opts.timeoutMs ?? 30_000, env: { PATH: systemFirstPath() } });
 }
 

@@ -26,7 +26,8 @@ export class SparseMemory {
   readonly size: number;
 
   constructor(size: number) {
-    this.size = size;}
+    this.size = size;
+  }
 
   readInto(buf: Buffer, offset: number): void {
     let done = 0;
@@ -50,7 +51,10 @@ export class SparseMemory {
       const po = pos - idx * PAGE;
       const n = Math.min(PAGE - po, buf.length - done);
       let page = this.pages.get(idx);
-      if (!page) { page = Buffer.alloc(PAGE); this.pages.set(idx, page); }
+      if (!page) {
+        page = Buffer.alloc(PAGE);
+        this.pages.set(idx, page);
+      }
       buf.copy(page, po, done, done + n);
       done += n;
     }
@@ -101,7 +105,9 @@ export function memPlugin(o: MemOptions): { plugin: Plugin<unknown, unknown>; me
       o.onOpen?.(name);
       return mem;
     },
-    close() { o.onClose?.(); },
+    close() {
+      o.onClose?.();
+    },
     getSize: () => o.size,
     exportDescription: () => o.description,
     canMultiConn: () => true,
@@ -121,7 +127,11 @@ export function memPlugin(o: MemOptions): { plugin: Plugin<unknown, unknown>; me
     if (!omit.has('zero')) plugin.zero = (_h, count, offset) => wrap(mem.zero(count, offset));
     if (!omit.has('trim')) plugin.trim = (_h, count, offset) => wrap(mem.zero(count, offset));
   }
-  if (!omit.has('flush')) plugin.flush = () => { if (o.flushes) o.flushes.count++; return wrap(undefined); };
+  if (!omit.has('flush'))
+    plugin.flush = () => {
+      if (o.flushes) o.flushes.count++;
+      return wrap(undefined);
+    };
   if (!omit.has('extents')) plugin.extents = (_h, count, offset) => wrap(mem.extents(count, offset));
   if (!omit.has('cache')) plugin.cache = () => wrap(undefined);
   return { plugin: plugin as Plugin<unknown, unknown>, mem };

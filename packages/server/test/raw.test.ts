@@ -2,7 +2,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ClientFlag, Cmd, CmdFlag, Info, NbdErr, Opt, Rep, ReplyType, TxFlag, encodeInfoRequest,
+  ClientFlag,
+  Cmd,
+  CmdFlag,
+  Info,
+  NbdErr,
+  Opt,
+  Rep,
+  ReplyType,
+  TxFlag,
+  encodeInfoRequest,
   encodeMetaContextRequest,
 } from '@nbdts/protocol';
 import { lent, type Plugin } from '@nbdts/plugin-api';
@@ -21,12 +30,20 @@ async function nbdinfoOk(s: Running): Promise<void> {
 describe('handshake', () => {
   let s: Running;
   const clients: RawClient[] = [];
-  const connect = async (): Promise<RawClient> => { const c = await RawClient.connect(s.path); clients.push(c); return c; };
+  const connect = async (): Promise<RawClient> => {
+    const c = await RawClient.connect(s.path);
+    clients.push(c);
+    return c;
+  };
   beforeAll(async () => {
     s = await start({ size: 8 * MiB, exports: ['', 'second'], description: 'desc' });
   });
-  afterEach(() => { for (const c of clients.splice(0)) c.destroy(); });
-  afterAll(async () => { await s.stop(); });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.destroy();
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('greets with fixed newstyle and no-zeroes', async () => {
     const c = await connect();
@@ -73,7 +90,9 @@ describe('handshake', () => {
     expect((await c.option(Opt.LIST, Buffer.from('x'))).final.type).toBe(Rep.ERR_INVALID);
     expect((await c.option(Opt.STRUCTURED_REPLY, Buffer.from('x'))).final.type).toBe(Rep.ERR_INVALID);
     // SET_META_CONTEXT before structured replies
-    expect((await c.option(Opt.SET_META_CONTEXT, encodeMetaContextRequest('', ['base:allocation']))).final.type).toBe(Rep.ERR_INVALID);
+    expect((await c.option(Opt.SET_META_CONTEXT, encodeMetaContextRequest('', ['base:allocation']))).final.type).toBe(
+      Rep.ERR_INVALID,
+    );
     // name length larger than the option
     const bad = encodeInfoRequest('abc', []);
     bad.writeUInt32BE(1000, 0);
@@ -157,7 +176,10 @@ describe('handshake', () => {
     const r = await c.info('second');
     expect(r.type).toBe(Rep.ACK);
     expect(r.details).toEqual({
-      size: BigInt(8 * MiB), flags: r.details.flags, name: 'second', description: 'desc',
+      size: BigInt(8 * MiB),
+      flags: r.details.flags,
+      name: 'second',
+      description: 'desc',
       blockSize: { minimum: 1, preferred: 4096, maximum: 32 * MiB },
     });
     expect(r.details.flags & TxFlag.READ_ONLY).toBe(0);
@@ -218,7 +240,10 @@ describe('default export', () => {
     const p: Plugin<unknown, unknown> = {
       ...plugin,
       defaultExport: () => 'beta',
-      open: (name, ro) => { opened.push(name); return plugin.open(name, ro); },
+      open: (name, ro) => {
+        opened.push(name);
+        return plugin.open(name, ro);
+      },
     };
     const s = await start(p);
     try {
@@ -240,9 +265,23 @@ describe('transmission', () => {
   let opens = 0;
   let closes = 0;
   beforeAll(async () => {
-    s = await start({ size: 8 * MiB, onOpen: () => { opens++; }, onClose: () => { closes++; }, omit: ['zero'] }, { maxPayload: 4 * MiB });
+    s = await start(
+      {
+        size: 8 * MiB,
+        onOpen: () => {
+          opens++;
+        },
+        onClose: () => {
+          closes++;
+        },
+        omit: ['zero'],
+      },
+      { maxPayload: 4 * MiB },
+    );
   });
-  afterAll(async () => { await s.stop(); });
+  afterAll(async () => {
+    await s.stop();
+  });
 
   it('rejects unknown commands and misplaced flags with EINVAL', async () => {
     const { c } = await RawClient.open(s.path, { structured: false });
@@ -276,7 +315,10 @@ describe('transmission', () => {
     c.request({ type: Cmd.WRITE, cookie: 4n, offset: 0, length: 4096 }, Buffer.alloc(4096, 0x5a));
     c.request({ type: Cmd.READ, cookie: 5n, offset: 0, length: 4096 });
     const replies = new Map<bigint, { error: number; data?: Buffer }>();
-    for (let i = 0; i < 5; i++) { const r = await c.reply(); replies.set(r.cookie, r); }
+    for (let i = 0; i < 5; i++) {
+      const r = await c.reply();
+      replies.set(r.cookie, r);
+    }
     expect(replies.get(1n)!.error).toBe(NbdErr.ENOSPC);
     expect(replies.get(2n)!.error).toBe(NbdErr.EINVAL);
     expect(replies.get(3n)!.error).toBe(NbdErr.EINVAL);
@@ -288,8 +330,13 @@ describe('transmission', () => {
   it('parses a request split into single bytes', async () => {
     const { c } = await RawClient.open(s.path, { structured: false });
     const { encodeRequest } = await import('@nbdts/protocol');
-    const frame = encodeRequest({ type: Cmd.WRITE, cookie: 0x1122334455667788n, offset: 8192, length: 100 }, Buffer.alloc(100, 7));
-    for (const byte of frame) { c.write(Buffer.from([byte])); }
+    const frame = encodeRequest(
+      { type: Cmd.WRITE, cookie: 0x1122334455667788n, offset: 8192, length: 100 },
+      Buffer.alloc(100, 7),
+    );
+    for (const byte of frame) {
+      c.write(Buffer.from([byte]));
+    }
     const r = await c.reply();
     expect(r).toMatchObject({ cookie: 0x1122334455667788n, error: 0 });
     const rd = await c.call({ type: Cmd.READ, cookie: 9n, offset: 8192, length: 100 });
@@ -315,12 +362,22 @@ describe('transmission', () => {
     const { c, details } = await RawClient.open(s.path);
     expect(details.flags & TxFlag.SEND_WRITE_ZEROES).toBeTruthy();
     await c.call({ type: Cmd.WRITE, cookie: 1n, offset: 0, length: 4096 }, Buffer.alloc(4096, 1));
-    const fast = await c.call({ type: Cmd.WRITE_ZEROES, flags: CmdFlag.FAST_ZERO, cookie: 2n, offset: 0, length: 4096 });
+    const fast = await c.call({
+      type: Cmd.WRITE_ZEROES,
+      flags: CmdFlag.FAST_ZERO,
+      cookie: 2n,
+      offset: 0,
+      length: 4096,
+    });
     expect(fast.error).toBe(NbdErr.ENOTSUP);
-    expect((await c.call({ type: Cmd.READ, cookie: 3n, offset: 0, length: 4096 })).data!.equals(Buffer.alloc(4096, 1))).toBe(true);
+    expect(
+      (await c.call({ type: Cmd.READ, cookie: 3n, offset: 0, length: 4096 })).data!.equals(Buffer.alloc(4096, 1)),
+    ).toBe(true);
     const z = await c.call({ type: Cmd.WRITE_ZEROES, flags: CmdFlag.NO_HOLE, cookie: 4n, offset: 0, length: 4096 });
     expect(z.error).toBe(0);
-    expect((await c.call({ type: Cmd.READ, cookie: 5n, offset: 0, length: 4096 })).data!.equals(Buffer.alloc(4096))).toBe(true);
+    expect(
+      (await c.call({ type: Cmd.READ, cookie: 5n, offset: 0, length: 4096 })).data!.equals(Buffer.alloc(4096)),
+    ).toBe(true);
     c.destroy();
   });
 
@@ -348,7 +405,11 @@ describe('transmission', () => {
     for (let round = 0; round < 20; round++) {
       const { c } = await RawClient.open(s.path, { structured: round % 2 === 0 });
       for (let i = 0; i < 300; i++) {
-        if (i % 3 === 0) c.request({ type: Cmd.WRITE, cookie: BigInt(i), offset: (i * 4096) % (8 * MiB), length: 4096 }, Buffer.alloc(4096, i));
+        if (i % 3 === 0)
+          c.request(
+            { type: Cmd.WRITE, cookie: BigInt(i), offset: (i * 4096) % (8 * MiB), length: 4096 },
+            Buffer.alloc(4096, i),
+          );
         else c.request({ type: Cmd.READ, cookie: BigInt(i), offset: (i * 65536) % (8 * MiB), length: 65536 });
       }
       // half a header at the end
@@ -369,7 +430,10 @@ describe('slow plugin', () => {
     const p: Plugin<unknown, unknown> = {
       ...plugin,
       // Later offsets finish first.
-      pread: async (h, buf, offset, flags) => { await sleep(offset === 0 ? 150 : 10); return plugin.pread!(h, buf, offset, flags); },
+      pread: async (h, buf, offset, flags) => {
+        await sleep(offset === 0 ? 150 : 10);
+        return plugin.pread!(h, buf, offset, flags);
+      },
     };
     const s = await start(p);
     try {
@@ -386,10 +450,19 @@ describe('slow plugin', () => {
 
   it('DISC with slow reads in flight: every reply is sent, then the handle closes, then the socket', async () => {
     const events: string[] = [];
-    const { plugin } = memPlugin({ size: MiB, onClose: () => { events.push('close'); } });
+    const { plugin } = memPlugin({
+      size: MiB,
+      onClose: () => {
+        events.push('close');
+      },
+    });
     const p: Plugin<unknown, unknown> = {
       ...plugin,
-      pread: async (h, buf, offset, flags) => { await sleep(50 + (offset % 7) * 10); events.push('read'); return plugin.pread!(h, buf, offset, flags); },
+      pread: async (h, buf, offset, flags) => {
+        await sleep(50 + (offset % 7) * 10);
+        events.push('read');
+        return plugin.pread!(h, buf, offset, flags);
+      },
     };
     const s = await start(p);
     try {
@@ -397,7 +470,11 @@ describe('slow plugin', () => {
       for (let i = 0; i < 10; i++) c.request({ type: Cmd.READ, cookie: BigInt(i), offset: i * 4096, length: 4096 });
       c.disconnect();
       const got = new Set<bigint>();
-      for (let i = 0; i < 10; i++) { const r = await c.reply(); expect(r.error).toBe(0); got.add(r.cookie); }
+      for (let i = 0; i < 10; i++) {
+        const r = await c.reply();
+        expect(r.error).toBe(0);
+        got.add(r.cookie);
+      }
       expect(got.size).toBe(10);
       expect(await c.waitClosed()).toBe(true);
       expect(events).toEqual([...Array(10).fill('read'), 'close']);
@@ -422,7 +499,8 @@ describe('slow plugin', () => {
     try {
       const { c } = await RawClient.open(s.path);
       const got: number[] = [];
-      for (let k = 0; k < codes.length; k++) got.push((await c.call({ type: Cmd.READ, cookie: BigInt(k), offset: 0, length: 512 })).error);
+      for (let k = 0; k < codes.length; k++)
+        got.push((await c.call({ type: Cmd.READ, cookie: BigInt(k), offset: 0, length: 512 })).error);
       expect(got).toEqual([NbdErr.EPERM, NbdErr.ENOSPC, NbdErr.ENOMEM, NbdErr.ENOTSUP, NbdErr.EIO]);
       c.destroy();
     } finally {
@@ -435,9 +513,17 @@ describe('slow plugin', () => {
     try {
       const { c } = await RawClient.open(s.path, { structured: false });
       const n = 64;
-      for (let i = 0; i < n; i++) c.request({ type: Cmd.WRITE, cookie: BigInt(i), offset: i * 256 * 1024, length: 256 * 1024 }, Buffer.alloc(256 * 1024, i));
+      for (let i = 0; i < n; i++)
+        c.request(
+          { type: Cmd.WRITE, cookie: BigInt(i), offset: i * 256 * 1024, length: 256 * 1024 },
+          Buffer.alloc(256 * 1024, i),
+        );
       const seen = new Set<bigint>();
-      for (let i = 0; i < n; i++) { const r = await c.reply(); expect(r.error).toBe(0); seen.add(r.cookie); }
+      for (let i = 0; i < n; i++) {
+        const r = await c.reply();
+        expect(r.error).toBe(0);
+        seen.add(r.cookie);
+      }
       expect(seen.size).toBe(n);
       const rd = await c.call({ type: Cmd.READ, cookie: 999n, offset: 63 * 256 * 1024, length: 256 * 1024 });
       expect(rd.data!.equals(Buffer.alloc(256 * 1024, 63))).toBe(true);
@@ -449,7 +535,10 @@ describe('slow plugin', () => {
 });
 
 describe('data integrity under pipelining', () => {
-  for (const mode of [{ async: false, zeroCopy: false }, { async: true, zeroCopy: true }]) {
+  for (const mode of [
+    { async: false, zeroCopy: false },
+    { async: true, zeroCopy: true },
+  ]) {
     it(`pipelined writes of mixed sizes read back intact (${mode.async ? 'async' : 'sync'} plugin)`, async () => {
       const { randomBytes } = await import('node:crypto');
       const size = 32 * MiB;
@@ -475,7 +564,8 @@ describe('data integrity under pipelining', () => {
           for (let i = 0; i < ops.length; i++) expect((await c.reply()).error).toBe(0);
           const chunk = 256 * 1024;
           const base = structured ? 16 * MiB : 0;
-          for (let i = 0; i < 64; i++) c.request({ type: Cmd.READ, cookie: BigInt(1000 + i), offset: base + i * chunk, length: chunk });
+          for (let i = 0; i < 64; i++)
+            c.request({ type: Cmd.READ, cookie: BigInt(1000 + i), offset: base + i * chunk, length: chunk });
           for (let i = 0; i < 64; i++) {
             const r = await c.reply();
             const at = base + Number(r.cookie - 1000n) * chunk;
@@ -497,7 +587,8 @@ describe('flow control', () => {
       const { c } = await RawClient.open(s.path, { structured: false });
       const n = 20000;
       c.socket.pause(); // do not read replies yet
-      for (let i = 0; i < n; i++) c.request({ type: Cmd.READ, cookie: BigInt(i), offset: (i % 8192) * 1024, length: 1024 });
+      for (let i = 0; i < n; i++)
+        c.request({ type: Cmd.READ, cookie: BigInt(i), offset: (i % 8192) * 1024, length: 1024 });
       await sleep(500);
       // The server stopped reading: most of our requests are still queued on our side.
       expect(c.socket.writableLength).toBeGreaterThan(100_000);
@@ -516,10 +607,19 @@ describe('shutdown', () => {
   it('lets in-flight requests finish, flushes and closes handles', async () => {
     const flushes = { count: 0 };
     let closed = 0;
-    const { plugin } = memPlugin({ size: MiB, flushes, onClose: () => { closed++; } });
+    const { plugin } = memPlugin({
+      size: MiB,
+      flushes,
+      onClose: () => {
+        closed++;
+      },
+    });
     const p: Plugin<unknown, unknown> = {
       ...plugin,
-      pwrite: async (h, buf, off, f) => { await sleep(100); return plugin.pwrite!(h, buf, off, f); },
+      pwrite: async (h, buf, off, f) => {
+        await sleep(100);
+        return plugin.pwrite!(h, buf, off, f);
+      },
     };
     const s = await start(p);
     const { c } = await RawClient.open(s.path, { structured: false });
@@ -563,7 +663,9 @@ describe('lent read buffers', () => {
         if (delayMs) await sleep(delayMs);
         counts.lent++;
         const half = Math.floor(count / 2);
-        return lent([pattern.subarray(offset, offset + half), pattern.subarray(offset + half, offset + count)], () => { counts.released++; });
+        return lent([pattern.subarray(offset, offset + half), pattern.subarray(offset + half, offset + count)], () => {
+          counts.released++;
+        });
       },
     };
     return { p, counts };

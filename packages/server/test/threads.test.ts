@@ -20,8 +20,16 @@ async function threaded(count: number, extra: { failAttach?: boolean } = {}) {
 /** A logger whose JSON lines a test can read. */
 function capture() {
   const lines: string[] = [];
-  const stream = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split('\n').filter(Boolean)); cb(); } });
-  return { logger: pino({ level: 'debug' }, stream), records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  return {
+    logger: pino({ level: 'debug' }, stream),
+    records: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 /** Wait up to 5 s for `cond`: a worker reports a closed connection a moment after the client sees it. */
@@ -30,7 +38,10 @@ async function until(cond: () => boolean): Promise<void> {
 }
 
 let s: Running | undefined;
-afterEach(async () => { await s?.stop(); s = undefined; });
+afterEach(async () => {
+  await s?.stop();
+  s = undefined;
+});
 
 /** Python: connect a second handle h2 asking for descriptions on both (set before h connects). */
 const TWO = (uri: string) => `
@@ -43,8 +54,12 @@ describe('worker threads', () => {
   it('serves concurrent connections on different threads that see the same data', async () => {
     const { plugin: p, threads } = await threaded(2);
     s = await start(p, { threads });
-    const r = await nbdsh(s.uri, `
-` + TWO(s.uri) + `
+    const r = await nbdsh(
+      s.uri,
+      `
+` +
+        TWO(s.uri) +
+        `
 h3 = nbd.NBD()
 h3.set_full_info(True)
 h3.connect_uri(${JSON.stringify(s.uri)})
@@ -52,9 +67,13 @@ print(h2.get_export_description(), h3.get_export_description())
 h2.pwrite(b"written on one thread" * 1000, 4096)
 assert h3.pread(21000, 4096) == b"written on one thread" * 1000
 print("ok")
-`);
+`,
+    );
     expect(r.stderr).toBe('');
-    const [d1, d2] = r.stdout.trim().split('\n')[0]!.split(/(?<=\d) /);
+    const [d1, d2] = r.stdout
+      .trim()
+      .split('\n')[0]!
+      .split(/(?<=\d) /);
     expect(d1).toMatch(/^thread [1-9]\d*$/); // not the main thread (0)
     expect(d2).toMatch(/^thread [1-9]\d*$/);
     expect(d1).not.toBe(d2);
@@ -72,7 +91,9 @@ print("ok")
     const closed: number[] = [];
     s.server.onConnectionClosed(() => closed.push(s!.server.connectionCount));
     // A client that writes and then waits: the server's shutdown must flush for it.
-    const client = nbdsh(s.uri, `
+    const client = nbdsh(
+      s.uri,
+      `
 h.pwrite(b"x" * 4096, 0)
 import time
 for i in range(300):
@@ -81,7 +102,8 @@ for i in range(300):
         h.pread(1, 0)
     except nbd.Error:
         break
-`);
+`,
+    );
     // Counted from the hand-off on; the write (seen in the shared memory) means the export is open.
     const data = Buffer.from(sharedState().data); // fresh zeros: getReady made it for this test
     await until(() => data[0] === 0x78);
@@ -109,18 +131,23 @@ for i in range(300):
     s = await start(p, { threads, logger });
     const closed: string[] = [];
     s.server.onConnectionClosed(() => closed.push('closed'));
-    const r = await nbdsh(s.uri, `
+    const r = await nbdsh(
+      s.uri,
+      `
 try:
     h.pwrite(${JSON.stringify(CRASH.toString())}.encode(), 0)
     print("written")
 except nbd.Error as e:
     print("failed")
-`);
+`,
+    );
     expect(r.stdout.trim()).toBe('failed');
     // The client may see the socket close before the main thread hears the worker exit.
     await until(() => closed.length > 0);
     expect(closed).toEqual(['closed']);
-    expect(records().some((l) => l.level === 50 && String(l.msg).includes('worker thread ended unexpectedly'))).toBe(true);
+    expect(records().some((l) => l.level === 50 && String(l.msg).includes('worker thread ended unexpectedly'))).toBe(
+      true,
+    );
     // The only worker is gone: the main thread serves the next client.
     const again = await nbdsh(s.uri, TWO(s.uri) + 'print(h2.get_export_description())');
     expect(again.stdout.trim()).toBe('thread 0');
@@ -141,7 +168,11 @@ except nbd.Error as e:
     for (let round = 0; round < 20; round++) {
       const { c } = await RawClient.open(s.path, { structured: round % 2 === 0 });
       for (let i = 0; i < 300; i++) {
-        if (i % 3 === 0) c.request({ type: Cmd.WRITE, cookie: BigInt(i), offset: (i * 4096) % (8 << 20), length: 4096 }, Buffer.alloc(4096, i));
+        if (i % 3 === 0)
+          c.request(
+            { type: Cmd.WRITE, cookie: BigInt(i), offset: (i * 4096) % (8 << 20), length: 4096 },
+            Buffer.alloc(4096, i),
+          );
         else c.request({ type: Cmd.READ, cookie: BigInt(i), offset: (i * 65536) % (8 << 20), length: 65536 });
       }
       c.write(Buffer.alloc(10, 0x25)); // half a header at the end
@@ -150,12 +181,16 @@ except nbd.Error as e:
     await until(() => s!.server.connectionCount === 0);
     expect(s.server.connectionCount).toBe(0);
     // Both threads still serve.
-    const r = await nbdsh(s.uri, TWO(s.uri) + `
+    const r = await nbdsh(
+      s.uri,
+      TWO(s.uri) +
+        `
 h3 = nbd.NBD()
 h3.set_full_info(True)
 h3.connect_uri(${JSON.stringify(s.uri)})
 print(h2.get_export_description() != h3.get_export_description(), len(h3.pread(4096, 4096)))
-`);
+`,
+    );
     expect(r.stdout.trim()).toBe('True 4096');
   });
 });

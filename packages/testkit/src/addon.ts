@@ -11,8 +11,14 @@ export function ensureAddon<T>(workspace: string, load: () => AddonLoad<T>, skip
   let loaded = load();
   if (loaded.ops === null && process.platform === 'linux') {
     try {
-      execFileSync('npm', ['run', 'build:native', '-w', workspace], { cwd: repoRoot, stdio: 'ignore', timeout: 120_000 });
-    } catch { /* reported below */ }
+      execFileSync('npm', ['run', 'build:native', '-w', workspace], {
+        cwd: repoRoot,
+        stdio: 'ignore',
+        timeout: 120_000,
+      });
+    } catch {
+      /* reported below */
+    }
     loaded = load();
   }
   if (loaded.ops === null) console.warn(`skipping ${skipping}: ${loaded.error}`);

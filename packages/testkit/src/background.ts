@@ -14,26 +14,48 @@ export interface BackgroundProcess {
 }
 
 const live = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of live) killGroup(c.pid, 'SIGKILL'); });
+process.on('exit', () => {
+  for (const c of live) killGroup(c.pid, 'SIGKILL');
+});
 
 /** Start a long-running command (nbdfuse, a client kept open...) in its own process group. */
-export function spawnBackground(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'input' | 'timeoutMs'> = {}): BackgroundProcess {
+export function spawnBackground(
+  cmd: string,
+  args: readonly string[],
+  opts: Omit<RunOptions, 'input' | 'timeoutMs'> = {},
+): BackgroundProcess {
   const child = spawn(cmd, args, {
-    cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   live.add(child);
   let out = '';
   let err = '';
   let gone = false;
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s; });
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
   const exited = new Promise<number | null>((resolve) => {
-    child.on('error', (e) => { err += String(e); });
-    child.on('close', (code) => { gone = true; live.delete(child); resolve(code); });
+    child.on('error', (e) => {
+      err += String(e);
+    });
+    child.on('close', (code) => {
+      gone = true;
+      live.delete(child);
+      resolve(code);
+    });
   });
   return {
-    pid: child.pid!, exited,
-    get gone() { return gone; },
+    pid: child.pid!,
+    exited,
+    get gone() {
+      return gone;
+    },
     stdout: () => out,
     stderr: () => err,
     async stop(signal = 'SIGTERM', timeoutMs = 10_000) {
@@ -47,7 +69,11 @@ export function spawnBackground(cmd: string, args: readonly string[], opts: Omit
 }
 
 /** Poll `check` every 50 ms until it returns true; throws after timeoutMs with `what` in the message. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

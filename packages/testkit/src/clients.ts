@@ -70,7 +70,12 @@ export async function nbdinfoJson(...args: string[]): Promise<NbdinfoJson> {
   return JSON.parse(r.stdout) as NbdinfoJson;
 }
 
-export interface MapEntry { offset: number; length: number; type: number; description: string }
+export interface MapEntry {
+  offset: number;
+  length: number;
+  type: number;
+  description: string;
+}
 
 /** `nbdinfo --map --json URI`: base:allocation extents. */
 export async function nbdinfoMap(uri: string): Promise<MapEntry[]> {

@@ -9,7 +9,9 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  */
 export class Forwarder {
   /** http://127.0.0.1:PORT, valid once up() has run. */
-  get base(): string { return `http://127.0.0.1:${this.port}`; }
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
   port = 0;
   #server: Server | undefined;
   readonly #sockets = new Set<Socket>();
@@ -18,7 +20,8 @@ export class Forwarder {
 
   constructor(targetPort: number, targetHost = '127.0.0.1') {
     this.#targetPort = targetPort;
-    this.#targetHost = targetHost;}
+    this.#targetHost = targetHost;
+  }
 
   /** Listen (again, on the same port once one was chosen) and forward new connections. */
   async up(): Promise<void> {
@@ -28,7 +31,10 @@ export class Forwarder {
       for (const s of [client, upstream]) {
         this.#sockets.add(s);
         s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => { client.destroy(); upstream.destroy(); });
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
       }
       client.pipe(upstream).pipe(client);
     });

@@ -3,10 +3,26 @@ export { run, runOk, killGroup, type RunOptions, type RunResult } from './run.ts
 export { requireTool, findTool, systemFirstPath } from './tools.ts';
 export { tempDir, cleanupTempDirs, type TempDir } from './tmp.ts';
 export {
-  startServer, startNbdts, startNbdkit, serverKind, serverCommand, runCaptive,
-  type ServerKind, type ServerProcess, type StartOptions,
+  startServer,
+  startNbdts,
+  startNbdkit,
+  serverKind,
+  serverCommand,
+  runCaptive,
+  type ServerKind,
+  type ServerProcess,
+  type StartOptions,
 } from './server.ts';
-export { nbdsh, nbdshOk, NBDSH_TRYIT, nbdinfoJson, nbdinfoMap, type NbdinfoJson, type NbdinfoExport, type MapEntry } from './clients.ts';
+export {
+  nbdsh,
+  nbdshOk,
+  NBDSH_TRYIT,
+  nbdinfoJson,
+  nbdinfoMap,
+  type NbdinfoJson,
+  type NbdinfoExport,
+  type MapEntry,
+} from './clients.ts';
 export { writeRandomFile, sha256File, treeChecksums, writeRandomTree, sparseFile } from './data.ts';
 export { spawnBackground, waitFor, type BackgroundProcess } from './background.ts';
 export { withNbdfuse, withLoopMount } from './mounts.ts';

@@ -8,8 +8,12 @@ import { requireTool } from './tools.ts';
  * nbdfuse's exit status are checked only when fn succeeded, so a cleanup
  * problem never hides the real failure.
  */
-export async function withNbdfuse(uri: string, mnt: string, fn: (img: string) => Promise<void>,
-  opts: { readonly?: boolean } = {}): Promise<void> {
+export async function withNbdfuse(
+  uri: string,
+  mnt: string,
+  fn: (img: string) => Promise<void>,
+  opts: { readonly?: boolean } = {},
+): Promise<void> {
   mkdirSync(mnt, { recursive: true });
   const fuse = spawnBackground(requireTool('nbdfuse'), [...(opts.readonly ? ['-r'] : []), mnt, uri]);
   let cleanupProblem: string | undefined;

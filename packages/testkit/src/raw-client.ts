@@ -6,10 +6,31 @@
  */
 import net from 'node:net';
 import {
-  ClientFlag, Cmd, IHAVEOPT, Info, NBDMAGIC, Opt, REPLY_MAGIC, Rep, ReplyFlag, ReplyType,
-  SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, encodeClientFlags, encodeInfoRequest,
-  encodeMetaContextRequest, encodeOption, encodeRequest, isRepError, parseBlockStatus, parseErrorChunk,
-  parseInfoReply, parseMetaContextReply, parseOffsetData, parseOffsetHole, type RequestFields,
+  ClientFlag,
+  Cmd,
+  IHAVEOPT,
+  Info,
+  NBDMAGIC,
+  Opt,
+  REPLY_MAGIC,
+  Rep,
+  ReplyFlag,
+  ReplyType,
+  SIMPLE_REPLY_MAGIC,
+  STRUCTURED_REPLY_MAGIC,
+  encodeClientFlags,
+  encodeInfoRequest,
+  encodeMetaContextRequest,
+  encodeOption,
+  encodeRequest,
+  isRepError,
+  parseBlockStatus,
+  parseErrorChunk,
+  parseInfoReply,
+  parseMetaContextReply,
+  parseOffsetData,
+  parseOffsetHole,
+  type RequestFields,
 } from '@nbdts/protocol';
 
 export interface OptionReply {
@@ -56,16 +77,32 @@ export class RawClient {
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
-    socket.on('data', (c: Buffer) => { this.#chunks.push(c); this.#total += c.length; this.#wake(); });
-    socket.on('end', () => { this.#ended = true; this.#wake(); });
-    socket.on('close', () => { this.closed = true; this.#ended = true; this.#wake(); });
-    socket.on('error', () => { /* reported as close */ });
+    socket.on('data', (c: Buffer) => {
+      this.#chunks.push(c);
+      this.#total += c.length;
+      this.#wake();
+    });
+    socket.on('end', () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on('error', () => {
+      /* reported as close */
+    });
   }
 
   static connect(path: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const s = net.connect(path);
-      s.once('connect', () => { s.off('error', reject); resolve(new RawClient(s)); });
+      s.once('connect', () => {
+        s.off('error', reject);
+        resolve(new RawClient(s));
+      });
       s.once('error', reject);
     });
   }
@@ -85,7 +122,10 @@ export class RawClient {
       if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.#total})`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.#waiters.push(() => { clearTimeout(t); resolve(); });
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
     // Join only the chunks needed (joining everything buffered each time would be quadratic).
@@ -107,19 +147,30 @@ export class RawClient {
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.#waiters.push(() => { clearTimeout(t); resolve(); });
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
     return true;
   }
 
-  get buffered(): number { return this.#total; }
+  get buffered(): number {
+    return this.#total;
+  }
 
-  write(b: Buffer): void { this.socket.write(b); }
+  write(b: Buffer): void {
+    this.socket.write(b);
+  }
 
-  end(): void { this.socket.end(); }
+  end(): void {
+    this.socket.end();
+  }
 
-  destroy(): void { this.socket.destroy(); }
+  destroy(): void {
+    this.socket.destroy();
+  }
 
   // ---- handshake -------------------------------------------------------------------
 
@@ -171,7 +222,10 @@ export class RawClient {
     return final.type;
   }
 
-  async setMetaContext(name: string, queries: string[]): Promise<{ type: number; contexts: { id: number; name: string }[] }> {
+  async setMetaContext(
+    name: string,
+    queries: string[],
+  ): Promise<{ type: number; contexts: { id: number; name: string }[] }> {
     const { final, replies } = await this.option(Opt.SET_META_CONTEXT, encodeMetaContextRequest(name, queries));
     return { type: final.type, contexts: replies.map((r) => parseMetaContextReply(r.data)) };
   }
@@ -183,16 +237,22 @@ export class RawClient {
 
   /** NBD_OPT_INFO or NBD_OPT_GO; returns the final reply type and the details. */
   async info(
-    name: string, infos: number[] = [Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE], go = false,
+    name: string,
+    infos: number[] = [Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE],
+    go = false,
   ): Promise<{ type: number; details: ExportDetails; message: string }> {
     const { final, replies } = await this.option(go ? Opt.GO : Opt.INFO, encodeInfoRequest(name, infos));
     const details: ExportDetails = { size: -1n, flags: 0 };
     for (const r of replies) {
       if (r.type !== Rep.INFO) continue;
       const i = parseInfoReply(r.data);
-      if ('size' in i) { details.size = i.size; details.flags = i.flags; }
-      else if ('text' in i) { if (i.type === Info.NAME) details.name = i.text; else details.description = i.text; }
-      else if ('minimum' in i) details.blockSize = { minimum: i.minimum, preferred: i.preferred, maximum: i.maximum };
+      if ('size' in i) {
+        details.size = i.size;
+        details.flags = i.flags;
+      } else if ('text' in i) {
+        if (i.type === Info.NAME) details.name = i.text;
+        else details.description = i.text;
+      } else if ('minimum' in i) details.blockSize = { minimum: i.minimum, preferred: i.preferred, maximum: i.maximum };
     }
     return { type: final.type, details, message: final.data.toString('utf8') };
   }
@@ -205,7 +265,10 @@ export class RawClient {
    * Typical modern negotiation: fixed newstyle, optional structured replies and
    * base:allocation, then GO. Throws unless GO succeeds.
    */
-  static async open(path: string, o: { structured?: boolean; meta?: boolean; name?: string } = {}): Promise<{ c: RawClient; details: ExportDetails }> {
+  static async open(
+    path: string,
+    o: { structured?: boolean; meta?: boolean; name?: string } = {},
+  ): Promise<{ c: RawClient; details: ExportDetails }> {
     const c = await RawClient.connect(path);
     await c.start();
     if (o.structured ?? true) {
@@ -221,7 +284,8 @@ export class RawClient {
 
   /** Send a request (header plus optional payload). READ lengths are remembered to parse simple replies. */
   request(r: RequestFields, payload?: Buffer): void {
-    if (r.type === Cmd.READ) this.#reads.set(BigInt.asUintN(64, r.cookie), { offset: BigInt(r.offset), length: r.length });
+    if (r.type === Cmd.READ)
+      this.#reads.set(BigInt.asUintN(64, r.cookie), { offset: BigInt(r.offset), length: r.length });
     this.write(encodeRequest(r, payload));
   }
 
@@ -273,7 +337,10 @@ export class RawClient {
         (extents ??= new Map()).set(bs.contextId, bs.extents);
       } else if (type & 0x8000) {
         const e = parseErrorChunk(payload);
-        if (error === 0) { error = e.error; errorMessage = e.message; }
+        if (error === 0) {
+          error = e.error;
+          errorMessage = e.message;
+        }
       } else if (type !== ReplyType.NONE) {
         throw new Error(`unknown chunk type ${type}`);
       }

@@ -43,11 +43,16 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       timedOut = true;
       killGroup(child.pid, 'SIGKILL');
     }, opts.timeoutMs ?? 60_000);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({
-        code, signal, timedOut,
+        code,
+        signal,
+        timedOut,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
       });
@@ -60,7 +65,9 @@ export async function runOk(cmd: string, args: readonly string[], opts: RunOptio
   const r = await run(cmd, args, opts);
   if (r.code !== 0) {
     const why = r.timedOut ? 'timed out' : r.signal ? `killed by ${r.signal}` : `exited ${r.code}`;
-    throw new Error(`${cmd} ${args.join(' ')} ${why}\n--- stderr ---\n${r.stderr}\n--- stdout ---\n${r.stdout.slice(0, 4000)}`);
+    throw new Error(
+      `${cmd} ${args.join(' ')} ${why}\n--- stderr ---\n${r.stderr}\n--- stdout ---\n${r.stdout.slice(0, 4000)}`,
+    );
   }
   return r;
 }
@@ -68,5 +75,9 @@ export async function runOk(cmd: string, args: readonly string[], opts: RunOptio
 /** Signal a whole process group, ignoring "no such process". */
 export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
-  try { process.kill(-pid, signal); } catch { /* already gone */ }
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    /* already gone */
+  }
 }

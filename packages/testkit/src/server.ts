@@ -46,7 +46,9 @@ export interface ServerProcess {
 }
 
 const running = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of running) killGroup(c.pid, 'SIGKILL'); });
+process.on('exit', () => {
+  for (const c of running) killGroup(c.pid, 'SIGKILL');
+});
 
 /** argv (command first) that runs the chosen server with `args`; for nbdinfo's `[ CMD ]` form and --run. */
 export function serverCommand(args: readonly string[], kind: ServerKind = serverKind()): string[] {
@@ -60,20 +62,32 @@ export function startServer(args: readonly string[], opts: StartOptions = {}): P
 
 /** `node packages/cli/bin/nbdts.js -U <sock> ...args`, resolved once it accepts connections. */
 export function startNbdts(args: readonly string[], opts: StartOptions = {}): Promise<ServerProcess> {
-  return launch('nbdts', (sock, pid) => [process.execPath, nbdtsBin, '-U', sock, '--exit-with-parent', ...pidArgs(pid), ...args], opts);
+  return launch(
+    'nbdts',
+    (sock, pid) => [process.execPath, nbdtsBin, '-U', sock, '--exit-with-parent', ...pidArgs(pid), ...args],
+    opts,
+  );
 }
 
 /** `nbdkit -U <sock> -f ...args`: the reference implementation. */
 export function startNbdkit(args: readonly string[], opts: StartOptions = {}): Promise<ServerProcess> {
   const nbdkit = requireTool('nbdkit');
-  return launch('nbdkit', (sock, pid) => [nbdkit, '-U', sock, '-f', '--exit-with-parent', ...pidArgs(pid), ...args], opts);
+  return launch(
+    'nbdkit',
+    (sock, pid) => [nbdkit, '-U', sock, '-f', '--exit-with-parent', ...pidArgs(pid), ...args],
+    opts,
+  );
 }
 
 function pidArgs(pidfile: string | undefined): string[] {
   return pidfile ? ['-P', pidfile] : [];
 }
 
-async function launch(kind: ServerKind, argv: (sock: string, pidfile?: string) => string[], opts: StartOptions): Promise<ServerProcess> {
+async function launch(
+  kind: ServerKind,
+  argv: (sock: string, pidfile?: string) => string[],
+  opts: StartOptions,
+): Promise<ServerProcess> {
   const own: TempDir | undefined = opts.dir ? undefined : tempDir('nbdts-srv-');
   const dir = opts.dir ?? own!.path;
   const socket = `${dir}/nbd.sock`;
@@ -88,26 +102,40 @@ async function launch(kind: ServerKind, argv: (sock: string, pidfile?: string) =
   running.add(child);
   let err = '';
   let out = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => { err += s; });
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    err += s;
+  });
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+    out += s;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => { running.delete(child); own?.cleanup(); resolve({ code, signal }); });
+    child.on('close', (code, signal) => {
+      running.delete(child);
+      own?.cleanup();
+      resolve({ code, signal });
+    });
   });
   let gone = false;
-  void exited.then(() => { gone = true; });
+  void exited.then(() => {
+    gone = true;
+  });
   const describe = () => `${kind} ${rest.join(' ')}`;
 
   const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
   for (;;) {
     if (gone) {
       const e = await exited;
-      throw new Error(`${describe()} exited (code ${e.code}, signal ${e.signal}) before serving\n--- stderr ---\n${err}`);
+      throw new Error(
+        `${describe()} exited (code ${e.code}, signal ${e.signal}) before serving\n--- stderr ---\n${err}`,
+      );
     }
     if (pidfile ? existsSync(pidfile) && readFileSync(pidfile, 'utf8').trim() !== '' : await accepts(socket)) break;
     if (Date.now() > deadline) {
       killGroup(child.pid, 'SIGKILL');
       await exited;
-      throw new Error(`${describe()} did not start listening within ${opts.startTimeoutMs ?? 30_000} ms\n--- stderr ---\n${err}`);
+      throw new Error(
+        `${describe()} did not start listening within ${opts.startTimeoutMs ?? 30_000} ms\n--- stderr ---\n${err}`,
+      );
     }
     await sleep(50);
   }
@@ -121,9 +149,17 @@ async function launch(kind: ServerKind, argv: (sock: string, pidfile?: string) =
     return e.code;
   };
   return {
-    kind, socket, pidfile, uri: unixUri(socket), pid: child.pid!, exited,
+    kind,
+    socket,
+    pidfile,
+    uri: unixUri(socket),
+    pid: child.pid!,
+    exited,
     stop,
-    kill9: async () => { killGroup(child.pid, 'SIGKILL'); await exited; },
+    kill9: async () => {
+      killGroup(child.pid, 'SIGKILL');
+      await exited;
+    },
     stderr: () => err,
     stdout: () => out,
   };
@@ -140,7 +176,10 @@ function accepts(path: string): Promise<boolean> {
     const s = connect(path);
     let got = Buffer.alloc(0);
     let sent = false;
-    const done = (ok: boolean) => { s.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(5000, () => done(false));
     s.once('error', () => done(sent)); // a reset after our abort still means it served
     s.once('close', () => resolve(sent));

@@ -2,7 +2,16 @@
 // or fail for the wrong reason, so they get tests of their own.
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { requireTool, run, serverCommand, sparseFile, sha256File, tempDir, unixUri, writeRandomFile } from '../src/index.ts';
+import {
+  requireTool,
+  run,
+  serverCommand,
+  sparseFile,
+  sha256File,
+  tempDir,
+  unixUri,
+  writeRandomFile,
+} from '../src/index.ts';
 
 describe('testkit', () => {
   it('requireTool fails, naming the Debian package, when a tool is missing', () => {

@@ -18,7 +18,8 @@ export function blockDeviceSizeFromSysfs(fd: number): number {
 
 /** Whether a block device says it spins; false when unknown. */
 export function isRotationalDevice(fd: number): boolean {
-  for (const rel of ['queue/rotational', '../queue/rotational']) { // partitions: ask the parent disk
+  for (const rel of ['queue/rotational', '../queue/rotational']) {
+    // partitions: ask the parent disk
     try {
       return readFileSync(`${sysfsDir(fd)}/${rel}`, 'utf8').trim() === '1';
     } catch {

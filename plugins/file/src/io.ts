@@ -22,7 +22,10 @@ export async function readFull(fd: number, buf: Buffer, offset: number): Promise
   while (done < buf.length) {
     const n = await readOnce(fd, buf, done, offset + done);
     if (n === 0) {
-      throw nbdError('EIO', `unexpected end of file at offset ${offset + done}: was the file truncated while being served?`);
+      throw nbdError(
+        'EIO',
+        `unexpected end of file at offset ${offset + done}: was the file truncated while being served?`,
+      );
     }
     done += n;
   }

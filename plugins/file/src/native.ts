@@ -30,7 +30,8 @@ const FUNCTIONS = ['lseekData', 'lseekHole', 'punchHole', 'zeroRange', 'allocate
 /** Where `npm run build:native -w @nbdts/plugin-file` puts the addon. */
 export const ADDON_PATH = '../native/build/Release/fileops.node';
 
-export const BUILD_HINT = 'build them with: npm run build:native -w @nbdts/plugin-file (needs python3, make and a C compiler)';
+export const BUILD_HINT =
+  'build them with: npm run build:native -w @nbdts/plugin-file (needs python3, make and a C compiler)';
 
 export type NativeLoad = AddonLoad<FileOps>;
 

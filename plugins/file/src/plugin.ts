@@ -1,16 +1,30 @@
 import * as fs from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import {
-  ConfigError, ExtentType, Flag, definePlugin, formatSize, log, nbdError, param, z,
-  type Extent, type FlagBits, type Plugin,
+  ConfigError,
+  ExtentType,
+  Flag,
+  definePlugin,
+  formatSize,
+  log,
+  nbdError,
+  param,
+  z,
+  type Extent,
+  type FlagBits,
+  type Plugin,
 } from '@nbdts/plugin-api';
 import { Advice, BUILD_HINT, isUnsupported, loadNative, type FileOps } from './native.ts';
 import { closeFd, fdatasync, openFd, readFull, writeFull, writeZeros } from './io.ts';
 import { blockDeviceSizeFromSysfs, isRotationalDevice } from './block-device.ts';
 
 export const fileConfig = z.object({
-  file: param.path().describe('The file or block device to serve. It must exist: create one with e.g. truncate -s 1G disk.img'),
-  fadvise: z.enum(['normal', 'random', 'sequential']).default('normal')
+  file: param
+    .path()
+    .describe('The file or block device to serve. It must exist: create one with e.g. truncate -s 1G disk.img'),
+  fadvise: z
+    .enum(['normal', 'random', 'sequential'])
+    .default('normal')
     .describe('Tell the kernel how clients will read, to tune read-ahead (needs the native helpers)'),
 });
 
@@ -38,9 +52,12 @@ const WRITE_DENIED = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /** Make a file plugin. The CLI uses the default export; tests inject `native`. */
 export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileConfig, FileHandle> {
-  const loaded = options.native === undefined
-    ? loadNative()
-    : options.native === null ? { ops: null, error: 'the native helpers are disabled' } : { ops: options.native };
+  const loaded =
+    options.native === undefined
+      ? loadNative()
+      : options.native === null
+        ? { ops: null, error: 'the native helpers are disabled' }
+        : { ops: options.native };
   const native: FileOps | null = loaded.ops;
   const nativeError = loaded.error;
 
@@ -104,7 +121,8 @@ export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileCo
     let pos = offset;
     while (pos < end && out.length < max) {
       const data = ops.lseekData(h.fd, pos);
-      if (data === -1 || data >= end) { // no data from pos to the end of the range
+      if (data === -1 || data >= end) {
+        // no data from pos to the end of the range
         out.push({ offset: pos, length: end - pos, type: ExtentType.SPARSE });
         break;
       }
@@ -143,9 +161,11 @@ export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileCo
         st = fs.statSync(path);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        throw new ConfigError(code === 'ENOENT'
-          ? `file: ${path} does not exist; create it first, e.g. truncate -s 1G ${path}`
-          : `file: cannot stat ${path}: ${(err as Error).message}`);
+        throw new ConfigError(
+          code === 'ENOENT'
+            ? `file: ${path} does not exist; create it first, e.g. truncate -s 1G ${path}`
+            : `file: cannot stat ${path}: ${(err as Error).message}`,
+        );
       }
       if (!st.isFile() && !st.isBlockDevice()) {
         throw new ConfigError(`file: ${path} is not a regular file or a block device`);
@@ -168,7 +188,9 @@ export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileCo
       }
       fs.closeSync(fd);
       if (native === null) {
-        log.info(`file: ${nativeError ?? 'no native helpers'}: extents report all data, trim is off and zero writes zeros; ${BUILD_HINT}`);
+        log.info(
+          `file: ${nativeError ?? 'no native helpers'}: extents report all data, trim is off and zero writes zeros; ${BUILD_HINT}`,
+        );
       }
       const kind = st.isBlockDevice() ? 'block device' : `${formatSize(st.size)} file`;
       log.info(`file: serving ${kind} ${path}${writable ? '' : ' (read-only)'}`);
@@ -221,45 +243,51 @@ export function createFilePlugin(options: FilePluginOptions = {}): Plugin<FileCo
 
     // Without the addon these stay undefined: the engine then advertises no
     // trim, emulates zero with writes, and reports every extent as data.
-    ...(native === null ? {} : {
-      canZero: () => 'native' as const,
-      canFastZero: () => true,
+    ...(native === null
+      ? {}
+      : {
+          canZero: () => 'native' as const,
+          canFastZero: () => true,
 
-      // NBD_CMD_CACHE: start read-ahead into the page cache and answer at once.
-      cache(h: FileHandle, count: number, offset: number) {
-        native.fadvise(h.fd, offset, count, Advice.willneed);
-      },
+          // NBD_CMD_CACHE: start read-ahead into the page cache and answer at once.
+          cache(h: FileHandle, count: number, offset: number) {
+            native.fadvise(h.fd, offset, count, Advice.willneed);
+          },
 
-      async trim(h: FileHandle, count: number, offset: number, flags: FlagBits) {
-        // Trim is advisory: where holes cannot be punched, doing nothing is correct.
-        await punch(h, count, offset);
-        if ((flags & Flag.FUA) !== 0) await fdatasync(h.fd);
-      },
+          async trim(h: FileHandle, count: number, offset: number, flags: FlagBits) {
+            // Trim is advisory: where holes cannot be punched, doing nothing is correct.
+            await punch(h, count, offset);
+            if ((flags & Flag.FUA) !== 0) await fdatasync(h.fd);
+          },
 
-      async zero(h: FileHandle, count: number, offset: number, flags: FlagBits) {
-        const done = ((flags & Flag.MAY_TRIM) !== 0 && await punch(h, count, offset))
-          || await zeroInPlace(h, count, offset)
-          || await punchAndAllocate(h, count, offset);
-        if (!done) {
-          if ((flags & Flag.FAST_ZERO) !== 0) throw nbdError('ENOTSUP', 'file: this filesystem cannot zero quickly');
-          await writeZeros(h.fd, count, offset);
-        }
-        if ((flags & Flag.FUA) !== 0) await fdatasync(h.fd);
-      },
+          async zero(h: FileHandle, count: number, offset: number, flags: FlagBits) {
+            const done =
+              ((flags & Flag.MAY_TRIM) !== 0 && (await punch(h, count, offset))) ||
+              (await zeroInPlace(h, count, offset)) ||
+              (await punchAndAllocate(h, count, offset));
+            if (!done) {
+              if ((flags & Flag.FAST_ZERO) !== 0)
+                throw nbdError('ENOTSUP', 'file: this filesystem cannot zero quickly');
+              await writeZeros(h.fd, count, offset);
+            }
+            if ((flags & Flag.FUA) !== 0) await fdatasync(h.fd);
+          },
 
-      extents(h: FileHandle, count: number, offset: number, flags: FlagBits): readonly Extent[] {
-        if (h.blockDevice || !canSeekHole || native === null) return allData(count, offset);
-        try {
-          return seekExtents(native, h, count, offset, flags);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code !== 'EINVAL' && !isUnsupported(err)) throw err;
-          canSeekHole = false;
-          log.debug(`file: ${path}: SEEK_DATA/SEEK_HOLE unavailable (${(err as Error).message}); reporting all data`);
-          return allData(count, offset);
-        }
-      },
-    }),
+          extents(h: FileHandle, count: number, offset: number, flags: FlagBits): readonly Extent[] {
+            if (h.blockDevice || !canSeekHole || native === null) return allData(count, offset);
+            try {
+              return seekExtents(native, h, count, offset, flags);
+            } catch (err) {
+              const code = (err as NodeJS.ErrnoException).code;
+              if (code !== 'EINVAL' && !isUnsupported(err)) throw err;
+              canSeekHole = false;
+              log.debug(
+                `file: ${path}: SEEK_DATA/SEEK_HOLE unavailable (${(err as Error).message}); reporting all data`,
+              );
+              return allData(count, offset);
+            }
+          },
+        }),
   });
   return plugin;
 }

@@ -16,7 +16,9 @@ let dir: string;
 const logs: string[] = [];
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nbdts-file-'));
-  const keep = (msg: string) => { logs.push(msg); };
+  const keep = (msg: string) => {
+    logs.push(msg);
+  };
   setPluginLogger({ debug: keep, info: keep, warn: keep, error: keep, debugEnabled: true });
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +32,10 @@ function tempFile(size: number): string {
   return p;
 }
 
-async function openFile(file: string, opts: { native?: FileOps | null; readonly?: boolean; params?: Record<string, string> } = {}) {
+async function openFile(
+  file: string,
+  opts: { native?: FileOps | null; readonly?: boolean; params?: Record<string, string> } = {},
+) {
   const plugin = createFilePlugin({ native: opts.native === undefined ? native : opts.native });
   const config = await plugin.config!.parseAsync({ file, ...opts.params });
   await plugin.getReady!(config, { readonly: false });
@@ -46,7 +51,13 @@ async function readBack(plugin: ReturnType<typeof createFilePlugin>, h: FileHand
 
 const blocks = (p: string) => fs.statSync(p).blocks;
 const TMPFS_MAGIC = 0x01021994;
-const isTmpfs = (p: string) => { try { return fs.statfsSync(p).type === TMPFS_MAGIC; } catch { return false; } };
+const isTmpfs = (p: string) => {
+  try {
+    return fs.statfsSync(p).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
+};
 
 describe('file plugin', () => {
   it('default export is the file plugin with file as magic key', () => {
@@ -59,7 +70,9 @@ describe('file plugin', () => {
     const plugin = createFilePlugin({ native });
     const ready = async (file: string) => plugin.getReady!(plugin.config!.parse({ file }), { readonly: false });
     await expect(ready(path.join(dir, 'nope.img'))).rejects.toThrow(ConfigError);
-    await expect(ready(path.join(dir, 'nope.img'))).rejects.toThrow(/does not exist; create it first, e.g. truncate -s/);
+    await expect(ready(path.join(dir, 'nope.img'))).rejects.toThrow(
+      /does not exist; create it first, e.g. truncate -s/,
+    );
     await expect(ready(dir)).rejects.toThrow(/not a regular file/);
   });
 
@@ -76,7 +89,12 @@ describe('file plugin', () => {
     await plugin.flush!(h, 0);
     // Buffer.equals, not toEqual: vitest compares buffers byte by byte, slowly.
     expect((await readBack(plugin, h, data.length, 123_457)).equals(data)).toBe(true);
-    expect(fs.readFileSync(file).subarray(123_457, 123_457 + data.length).equals(data)).toBe(true);
+    expect(
+      fs
+        .readFileSync(file)
+        .subarray(123_457, 123_457 + data.length)
+        .equals(data),
+    ).toBe(true);
     expect(await readBack(plugin, h, 100, 0)).toEqual(Buffer.alloc(100)); // holes read as zeros
     await plugin.close!(h);
   });
@@ -106,10 +124,14 @@ describe('file plugin', () => {
         const h = await p.open('', false);
         console.log(JSON.stringify({ canWrite: await p.canWrite(h), size: await p.getSize(h) }));`;
       const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-        uid: 65534, gid: 65534, cwd: path.resolve(import.meta.dirname, '../../..'), encoding: 'utf8', timeout: 30_000,
+        uid: 65534,
+        gid: 65534,
+        cwd: path.resolve(import.meta.dirname, '../../..'),
+        encoding: 'utf8',
+        timeout: 30_000,
       });
       expect(child.status, child.stderr).toBe(0);
-      result = { ...JSON.parse(child.stdout) as { canWrite: boolean; size: number }, log: child.stderr };
+      result = { ...(JSON.parse(child.stdout) as { canWrite: boolean; size: number }), log: child.stderr };
     }
     expect(result.canWrite).toBe(false);
     expect(result.size).toBe(MiB);
@@ -132,7 +154,7 @@ describe('file plugin', () => {
       await plugin.flush!(h, 0);
       const before = blocks(file);
       await plugin.trim!(h, MiB, MiB / 2, Flag.FUA);
-      expect(blocks(file)).toBeLessThanOrEqual(before - (MiB / 512) + 8);
+      expect(blocks(file)).toBeLessThanOrEqual(before - MiB / 512 + 8);
       expect((await readBack(plugin, h, MiB, MiB / 2)).every((b) => b === 0)).toBe(true);
       expect((await readBack(plugin, h, MiB / 2, 0)).every((b) => b === 0x11)).toBe(true);
       expect(fs.statSync(file).size).toBe(4 * MiB); // KEEP_SIZE
@@ -181,8 +203,16 @@ describe('file plugin', () => {
       const calls: string[] = [];
       const limited: FileOps = {
         ...native!,
-        punchHole: (...a) => { calls.push('punch'); return enotsup(); void a; },
-        zeroRange: (...a) => { calls.push('zeroRange'); return enotsup(); void a; },
+        punchHole: (...a) => {
+          calls.push('punch');
+          return enotsup();
+          void a;
+        },
+        zeroRange: (...a) => {
+          calls.push('zeroRange');
+          return enotsup();
+          void a;
+        },
       };
       const file = tempFile(MiB);
       const { plugin, h } = await openFile(file, { native: limited });
@@ -218,17 +248,30 @@ describe('file plugin', () => {
     it('cache asks the kernel to read ahead; fadvise= is applied at open', async () => {
       const file = tempFile(MiB);
       const calls: unknown[][] = [];
-      const spy: FileOps = { ...native!, fadvise: (...a) => { calls.push(a); native!.fadvise(...a); } };
+      const spy: FileOps = {
+        ...native!,
+        fadvise: (...a) => {
+          calls.push(a);
+          native!.fadvise(...a);
+        },
+      };
       const { plugin, h } = await openFile(file, { native: spy, params: { fadvise: 'random' } });
       await plugin.cache!(h, 4096, 8192, 0);
-      expect(calls).toEqual([[h.fd, 0, 0, 1], [h.fd, 8192, 4096, 3]]);
+      expect(calls).toEqual([
+        [h.fd, 0, 0, 1],
+        [h.fd, 8192, 4096, 3],
+      ]);
       expect(plugin.config!.safeParse({ file, fadvise: 'backwards' }).success).toBe(false);
     });
 
     it('a block device is sized with BLKGETSIZE64 and reported as all data', async () => {
       const dev = '/dev/loop0'; // unattached loop devices exist on most Linux hosts and have size 0
       let fd: number;
-      try { fd = fs.openSync(dev, 'r'); } catch { return; } // not available here
+      try {
+        fd = fs.openSync(dev, 'r');
+      } catch {
+        return;
+      } // not available here
       fs.closeSync(fd);
       const { plugin, h } = await openFile(dev, { readonly: true });
       expect(h.blockDevice).toBe(true);

@@ -23,8 +23,12 @@ for (let i = 0; i < writes; i++) store.write(buf, rand(SIZE / 4096) * 4096);
 const secs = Number(process.hrtime.bigint() - t0) / 1e9;
 const filled = store.stats();
 
-const row: string[] = [`slab ${kib(slab)}`, `${Math.round(writes / secs / 1000)}k writes/s`,
-  `${mib(filled.allocatedBytes)} MiB in pages`, `${mib(filled.slabBytes)} MiB in slabs`];
+const row: string[] = [
+  `slab ${kib(slab)}`,
+  `${Math.round(writes / secs / 1000)}k writes/s`,
+  `${mib(filled.allocatedBytes)} MiB in pages`,
+  `${mib(filled.slabBytes)} MiB in slabs`,
+];
 const pages = [...Array(SIZE / PS).keys()].filter((i) => store.extents(1, i * PS)[0]!.type === 0);
 pages.sort(() => Math.random() - 0.5);
 let trimmed = 0;
@@ -32,7 +36,9 @@ for (const fraction of [0.5, 0.9]) {
   for (; trimmed < pages.length * fraction; trimmed++) store.zero(PS, pages[trimmed]! * PS);
   gc();
   const s = store.stats();
-  row.push(`trim ${fraction * 100}%: ${mib(s.allocatedBytes)} live, ${mib(s.slabBytes)} held, ` +
-    `${mib(process.memoryUsage().arrayBuffers)} arrayBuffers, ${mib(process.memoryUsage().rss)} RSS`);
+  row.push(
+    `trim ${fraction * 100}%: ${mib(s.allocatedBytes)} live, ${mib(s.slabBytes)} held, ` +
+      `${mib(process.memoryUsage().arrayBuffers)} arrayBuffers, ${mib(process.memoryUsage().rss)} RSS`,
+  );
 }
 console.log(row.join(' | '));

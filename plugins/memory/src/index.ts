@@ -1,7 +1,13 @@
 import { createMemoryPlugin } from './plugin.ts';
 
 export {
-  createMemoryPlugin, memoryConfig, PREFAULT_RESERVE, type MemoryConfig, type MemoryHandle, type MemoryPluginOptions, type MemoryStore,
+  createMemoryPlugin,
+  memoryConfig,
+  PREFAULT_RESERVE,
+  type MemoryConfig,
+  type MemoryHandle,
+  type MemoryPluginOptions,
+  type MemoryStore,
 } from './plugin.ts';
 export { DEFAULT_PAGE_SIZE, type PageStore, type StoreStats } from './store.ts';
 export { SparseStore, type SparseStoreStats } from './sparse-store.ts';

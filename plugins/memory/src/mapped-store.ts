@@ -29,7 +29,11 @@ export interface MappedShared {
 
 /** A creator dropped without dispose() still releases its reference. */
 const unreleased = new FinalizationRegistry<{ ops: RegionOps; id: number }>(({ ops, id }) => {
-  try { ops.release(id); } catch { /* already released */ }
+  try {
+    ops.release(id);
+  } catch {
+    /* already released */
+  }
 });
 
 /**
@@ -75,8 +79,15 @@ export class MappedStore implements PageStore {
   #populate = true;
   #disposed = false;
 
-  private constructor(ops: RegionOps, id: number, size: number, pageSize: number, bitmap: SharedArrayBuffer,
-    owner: boolean, handle: object | undefined) {
+  private constructor(
+    ops: RegionOps,
+    id: number,
+    size: number,
+    pageSize: number,
+    bitmap: SharedArrayBuffer,
+    owner: boolean,
+    handle: object | undefined,
+  ) {
     this.#ops = ops;
     this.#id = id;
     this.size = size;
@@ -116,8 +127,14 @@ export class MappedStore implements PageStore {
   /** A store in this thread over the region another thread's store shared. Throws once it was released. */
   static attach(shared: unknown, ops: RegionOps = nativeOps()): MappedStore {
     const s = shared as Partial<MappedShared> | null;
-    if (s === null || typeof s !== 'object' || typeof s.id !== 'number' || typeof s.size !== 'number' ||
-        typeof s.pageSize !== 'number' || !(s.bitmap instanceof SharedArrayBuffer)) {
+    if (
+      s === null ||
+      typeof s !== 'object' ||
+      typeof s.id !== 'number' ||
+      typeof s.size !== 'number' ||
+      typeof s.pageSize !== 'number' ||
+      !(s.bitmap instanceof SharedArrayBuffer)
+    ) {
       throw new TypeError('memory: not a shared mapped store');
     }
     checkGeometry(s.size, s.pageSize, ops.pageSize());
@@ -177,8 +194,10 @@ export class MappedStore implements PageStore {
   #check(count: number, offset: number, write: boolean): void {
     this.#live();
     if (offset < 0 || count < 0 || offset + count > this.size) {
-      throw nbdError(write ? 'ENOSPC' : 'EINVAL',
-        `request [${offset}, +${count}) is outside the ${this.size}-byte export`);
+      throw nbdError(
+        write ? 'ENOSPC' : 'EINVAL',
+        `request [${offset}, +${count}) is outside the ${this.size}-byte export`,
+      );
     }
   }
 
@@ -221,7 +240,10 @@ export class MappedStore implements PageStore {
     let runFrom = 0;
     let runTo = 0; // pending run of pages to discard (empty when equal)
     const extend = (a: number, z: number): void => {
-      if (a !== runTo) { this.#discard(runFrom, runTo); runFrom = a; }
+      if (a !== runTo) {
+        this.#discard(runFrom, runTo);
+        runFrom = a;
+      }
       runTo = z;
     };
     for (let p = from; p < to;) {
@@ -234,7 +256,10 @@ export class MappedStore implements PageStore {
         removed += n;
       } else if (cleared !== 0) {
         for (let i = 0; i < n; i++) {
-          if ((cleared & (1 << (b + i))) !== 0) { extend(p + i, p + i + 1); removed++; }
+          if ((cleared & (1 << (b + i))) !== 0) {
+            extend(p + i, p + i + 1);
+            removed++;
+          }
         }
       }
       p += n;
@@ -259,11 +284,20 @@ export class MappedStore implements PageStore {
       const index = Math.floor(pos / ps);
       const next = Math.min((index + 1) * ps, end);
       if (this.#has(index)) {
-        if (zeroRun > 0) { pushZeros(out, zeroRun); zeroRun = 0; }
-        if (dataFrom >= 0 && pos % WINDOW === 0) { out.push(this.#view(dataFrom, pos)); dataFrom = -1; }
+        if (zeroRun > 0) {
+          pushZeros(out, zeroRun);
+          zeroRun = 0;
+        }
+        if (dataFrom >= 0 && pos % WINDOW === 0) {
+          out.push(this.#view(dataFrom, pos));
+          dataFrom = -1;
+        }
         if (dataFrom < 0) dataFrom = pos;
       } else {
-        if (dataFrom >= 0) { out.push(this.#view(dataFrom, pos)); dataFrom = -1; }
+        if (dataFrom >= 0) {
+          out.push(this.#view(dataFrom, pos));
+          dataFrom = -1;
+        }
         zeroRun += next - pos;
       }
       pos = next;
@@ -294,7 +328,8 @@ export class MappedStore implements PageStore {
       const copy = has
         ? !(n === Math.min(ps, this.size - pageStart) && isAllZero(buf.subarray(done, done + n)))
         : !isAllZero(buf.subarray(done, done + n));
-      if (!copy || pageStart % WINDOW === 0) { // a page left out, or a new window: the run so far goes in
+      if (!copy || pageStart % WINDOW === 0) {
+        // a page left out, or a new window: the run so far goes in
         this.#copy(buf, runFrom, done, offset, runPage, index, fresh);
         runFrom = copy ? done : done + n;
         runPage = copy ? index : index + 1;
@@ -324,7 +359,10 @@ export class MappedStore implements PageStore {
     try {
       this.#ops.populate(this.#id, from, to - from);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EINVAL') { this.#populate = false; return; } // kernel < 5.14
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') {
+        this.#populate = false;
+        return;
+      } // kernel < 5.14
       throw nbdError('ENOMEM', `memory: cannot allocate memory for the write: ${(err as Error).message}`, err);
     }
   }
@@ -379,7 +417,8 @@ export class MappedStore implements PageStore {
       let t: number;
       let n = 1;
       const word = (p & 31) === 0 && p + 32 <= last + 1 ? Atomics.load(this.#bits, p >> 5) : 1;
-      if (word === 0 || word === -1) { // 32 pages of a kind: a 1 TiB export has 16M pages
+      if (word === 0 || word === -1) {
+        // 32 pages of a kind: a 1 TiB export has 16M pages
         t = word === 0 ? ExtentType.SPARSE : ExtentType.DATA;
         n = 32;
       } else {
@@ -409,7 +448,9 @@ function nativeOps(): RegionOps {
 function checkGeometry(size: number, pageSize: number, osPage: number): void {
   if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad store size ${size}`);
   if (!Number.isInteger(Math.log2(pageSize)) || pageSize < osPage || pageSize > WINDOW) {
-    throw new RangeError(`page size must be a power of two from the OS page size ${osPage} to ${WINDOW}, got ${pageSize}`);
+    throw new RangeError(
+      `page size must be a power of two from the OS page size ${osPage} to ${WINDOW}, got ${pageSize}`,
+    );
   }
   if (Math.ceil(size / pageSize) > MAX_PAGES) {
     throw new RangeError(`a mapped store holds at most ${MAX_PAGES} pages of ${pageSize} bytes`);
@@ -419,5 +460,5 @@ function checkGeometry(size: number, pageSize: number, osPage: number): void {
 function popcount(x: number): number {
   x -= (x >>> 1) & 0x55555555;
   x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }

@@ -29,7 +29,8 @@ const FUNCTIONS = ['create', 'attach', 'release', 'window', 'discard', 'populate
 /** Where `npm run build:native -w @nbdts/plugin-memory` puts the addon. */
 export const ADDON_PATH = '../native/build/Release/memregion.node';
 
-export const BUILD_HINT = 'build it with: npm run build:native -w @nbdts/plugin-memory (needs python3, make and a C compiler)';
+export const BUILD_HINT =
+  'build it with: npm run build:native -w @nbdts/plugin-memory (needs python3, make and a C compiler)';
 
 export type NativeLoad = AddonLoad<RegionOps>;
 

@@ -51,7 +51,10 @@ export class PageAllocator {
    * pieces the kernel never maps, so scattered small writes cost only what
    * they touch. Each is allocated on its first page, not up front.
    */
-  readonly #carving: [Carving, Carving] = [{ slab: undefined, next: 0 }, { slab: undefined, next: 0 }];
+  readonly #carving: [Carving, Carving] = [
+    { slab: undefined, next: 0 },
+    { slab: undefined, next: 0 },
+  ];
 
   /** `limit` caps the slab size (the export size, so tiny exports stay tiny). */
   constructor(pageSize: number, slabSize = DEFAULT_SLAB_SIZE, limit = Infinity, source: SlabSource = freshSlabs) {
@@ -77,7 +80,10 @@ export class PageAllocator {
     const c = this.#carving[whole ? 1 : 0];
     let slab = c.slab;
     if (slab === undefined || c.next === this.slabSize) {
-      if (slab !== undefined) { c.slab = undefined; this.#check(slab); }
+      if (slab !== undefined) {
+        c.slab = undefined;
+        this.#check(slab);
+      }
       const buf = whole ? this.#source.take(this.slabSize) : Buffer.alloc(this.slabSize);
       slab = { buf, live: 0, owners: [] };
       this.#slabs.set(buf.buffer, slab);
@@ -115,7 +121,8 @@ export class PageAllocator {
    * once per request, so a large trim that frees whole slabs copies nothing.
    */
   compact(move: (index: number, from: ArrayBufferLike) => void): void {
-    for (const slab of this.#sparse) { // alloc() may add the slab it retires: visited too
+    for (const slab of this.#sparse) {
+      // alloc() may add the slab it retires: visited too
       this.#sparse.delete(slab);
       if (this.#isCarving(slab) || slab.live === 0 || slab.live > this.#evacuateAt) continue;
       if (!this.#slabs.delete(slab.buf.buffer)) continue;
@@ -128,7 +135,10 @@ export class PageAllocator {
     this.#source.close();
     this.#slabs.clear();
     this.#sparse.clear();
-    for (const c of this.#carving) { c.slab = undefined; c.next = 0; }
+    for (const c of this.#carving) {
+      c.slab = undefined;
+      c.next = 0;
+    }
   }
 
   #isCarving(slab: Slab): boolean {

@@ -1,5 +1,14 @@
 import {
-  definePlugin, formatSize, log, param, z, ConfigError, Flag, PrefaultedBuffers, freshSlabs, type Plugin,
+  definePlugin,
+  formatSize,
+  log,
+  param,
+  z,
+  ConfigError,
+  Flag,
+  PrefaultedBuffers,
+  freshSlabs,
+  type Plugin,
 } from '@nbdts/plugin-api';
 import { SparseStore } from './sparse-store.ts';
 import { MappedStore } from './mapped-store.ts';
@@ -75,18 +84,26 @@ export function createMemoryPlugin(options: MemoryPluginOptions = {}): Plugin<Me
         const mapped = kind === 'js' ? undefined : mappedStore(config.size, pageSize, kind === 'mapped');
         if (mapped !== undefined) {
           store = mapped;
-          log.info(`memory: ${formatSize(config.size)} RAM disk in ${formatSize(pageSize)} pages of memory ` +
-            'shared by all threads, used as data is written');
+          log.info(
+            `memory: ${formatSize(config.size)} RAM disk in ${formatSize(pageSize)} pages of memory ` +
+              'shared by all threads, used as data is written',
+          );
           return;
         }
         const reserve = Math.min(options.prefault ?? PREFAULT_RESERVE, config.size);
-        store = sparse = new SparseStore(config.size, pageSize, options.slabSize ?? DEFAULT_SLAB_SIZE,
-          reserve > 0 ? new PrefaultedBuffers(reserve) : freshSlabs);
+        store = sparse = new SparseStore(
+          config.size,
+          pageSize,
+          options.slabSize ?? DEFAULT_SLAB_SIZE,
+          reserve > 0 ? new PrefaultedBuffers(reserve) : freshSlabs,
+        );
       } catch (err) {
         throw new ConfigError(`memory: ${(err as Error).message}`);
       }
-      log.info(`memory: ${formatSize(config.size)} RAM disk, allocated in ${formatSize(pageSize)} pages ` +
-        `(carved from ${formatSize(sparse.slabSize)} slabs) as data is written`);
+      log.info(
+        `memory: ${formatSize(config.size)} RAM disk, allocated in ${formatSize(pageSize)} pages ` +
+          `(carved from ${formatSize(sparse.slabSize)} slabs) as data is written`,
+      );
     },
 
     // Workers reach the main thread's mapping; the JS store cannot be shared, so decline.
@@ -131,12 +148,17 @@ export function createMemoryPlugin(options: MemoryPluginOptions = {}): Plugin<Me
     isRotational: () => false,
 
     read: (h, count, offset) => h.store.read(count, offset),
-    pwrite(h, buf, offset) { h.store.write(buf, offset); },
+    pwrite(h, buf, offset) {
+      h.store.write(buf, offset);
+    },
     flush() {},
-    trim(h, count, offset) { h.store.zero(count, offset); },
-    zero(h, count, offset) { h.store.zero(count, offset); },
-    extents: (h, count, offset, flags) =>
-      h.store.extents(count, offset, (flags & Flag.REQ_ONE) !== 0 ? 1 : Infinity),
+    trim(h, count, offset) {
+      h.store.zero(count, offset);
+    },
+    zero(h, count, offset) {
+      h.store.zero(count, offset);
+    },
+    extents: (h, count, offset, flags) => h.store.extents(count, offset, (flags & Flag.REQ_ONE) !== 0 ? 1 : Infinity),
     cache() {},
   });
 

@@ -33,7 +33,12 @@ export class SparseStore implements PageStore {
   readonly #pages = new Map<number, Buffer>();
   readonly #alloc: PageAllocator;
 
-  constructor(size: number, pageSize = DEFAULT_PAGE_SIZE, slabSize = DEFAULT_SLAB_SIZE, source: SlabSource = freshSlabs) {
+  constructor(
+    size: number,
+    pageSize = DEFAULT_PAGE_SIZE,
+    slabSize = DEFAULT_SLAB_SIZE,
+    source: SlabSource = freshSlabs,
+  ) {
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`bad store size ${size}`);
     if (!Number.isInteger(Math.log2(pageSize)) || pageSize < 512 || pageSize > ZEROS.length) {
       throw new RangeError(`page size must be a power of two from 512 to ${ZEROS.length}, got ${pageSize}`);
@@ -50,8 +55,14 @@ export class SparseStore implements PageStore {
   stats(): SparseStoreStats {
     const pages = this.#pages.size;
     const slabSize = this.#alloc.slabSize;
-    return { size: this.size, pageSize: this.pageSize, pages, allocatedBytes: pages * this.pageSize,
-      slabSize, slabBytes: this.#alloc.slabs * slabSize };
+    return {
+      size: this.size,
+      pageSize: this.pageSize,
+      pages,
+      allocatedBytes: pages * this.pageSize,
+      slabSize,
+      slabBytes: this.#alloc.slabs * slabSize,
+    };
   }
 
   /** Drop every page (used by unload). */
@@ -64,8 +75,10 @@ export class SparseStore implements PageStore {
   // creating pages past the end of the export.
   #check(count: number, offset: number, write: boolean): void {
     if (offset < 0 || count < 0 || offset + count > this.size) {
-      throw nbdError(write ? 'ENOSPC' : 'EINVAL',
-        `request [${offset}, +${count}) is outside the ${this.size}-byte export`);
+      throw nbdError(
+        write ? 'ENOSPC' : 'EINVAL',
+        `request [${offset}, +${count}) is outside the ${this.size}-byte export`,
+      );
     }
   }
 
@@ -85,7 +98,10 @@ export class SparseStore implements PageStore {
       if (page === undefined) {
         zeroRun += n;
       } else {
-        if (zeroRun > 0) { pushZeros(out, zeroRun); zeroRun = 0; }
+        if (zeroRun > 0) {
+          pushZeros(out, zeroRun);
+          zeroRun = 0;
+        }
         out.push(page.subarray(inPage, inPage + n));
       }
       pos += n;

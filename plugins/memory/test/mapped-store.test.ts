@@ -83,33 +83,41 @@ describe.skipIf(loaded === null)('MappedStore', () => {
     const { range, op } = arbitraries(SIZE);
 
     it('reads, extents (also capped) and page counts match the model, shared or not', () => {
-      fc.assert(fc.property(fc.array(op, { maxLength: 30 }), range, fc.boolean(), fc.integer({ min: 1, max: 4 }),
-        (ops, probe, shared, max) => {
-          const store = MappedStore.create(SIZE, PS);
-          try {
-            if (shared) store.share();
-            const model = new PageModel(SIZE, PS, shared);
-            for (const o of ops) {
-              if (o.kind === 'write') {
-                const buf = opData(o);
-                store.write(buf, o.offset);
-                model.write(buf, o.offset);
-              } else {
-                store.zero(o.length, o.offset);
-                model.zero(o.length, o.offset);
+      fc.assert(
+        fc.property(
+          fc.array(op, { maxLength: 30 }),
+          range,
+          fc.boolean(),
+          fc.integer({ min: 1, max: 4 }),
+          (ops, probe, shared, max) => {
+            const store = MappedStore.create(SIZE, PS);
+            try {
+              if (shared) store.share();
+              const model = new PageModel(SIZE, PS, shared);
+              for (const o of ops) {
+                if (o.kind === 'write') {
+                  const buf = opData(o);
+                  store.write(buf, o.offset);
+                  model.write(buf, o.offset);
+                } else {
+                  store.zero(o.length, o.offset);
+                  model.zero(o.length, o.offset);
+                }
               }
+              const got = Buffer.concat(store.read(probe.length, probe.offset));
+              // Buffer.equals: toEqual on buffers this big takes ~100 ms each
+              expect(got.equals(model.bytes.subarray(probe.offset, probe.offset + probe.length))).toBe(true);
+              const extents = model.extents(probe.length, probe.offset);
+              expect(store.extents(probe.length, probe.offset)).toEqual(extents);
+              expect(store.extents(probe.length, probe.offset, max)).toEqual(extents.slice(0, max));
+              expect(store.stats().pages).toBe(model.data.filter(Boolean).length);
+            } finally {
+              store.dispose();
             }
-            const got = Buffer.concat(store.read(probe.length, probe.offset));
-            // Buffer.equals: toEqual on buffers this big takes ~100 ms each
-            expect(got.equals(model.bytes.subarray(probe.offset, probe.offset + probe.length))).toBe(true);
-            const extents = model.extents(probe.length, probe.offset);
-            expect(store.extents(probe.length, probe.offset)).toEqual(extents);
-            expect(store.extents(probe.length, probe.offset, max)).toEqual(extents.slice(0, max));
-            expect(store.stats().pages).toBe(model.data.filter(Boolean).length);
-          } finally {
-            store.dispose();
-          }
-        }), { numRuns: 300 });
+          },
+        ),
+        { numRuns: 300 },
+      );
     });
   });
 
@@ -158,7 +166,9 @@ describe.skipIf(loaded === null)('MappedStore', () => {
       { offset: 5_000_001 * ps, length: 2 ** 40 - 5_000_001 * ps, type: ExtentType.SPARSE },
     ]);
     // From the middle of a data word.
-    expect(store.extents(100 * ps, 32_050 * ps + 1, 1)).toEqual([{ offset: 32_050 * ps + 1, length: 14 * ps - 1, type: ExtentType.DATA }]);
+    expect(store.extents(100 * ps, 32_050 * ps + 1, 1)).toEqual([
+      { offset: 32_050 * ps + 1, length: 14 * ps - 1, type: ExtentType.DATA },
+    ]);
     expect(store.stats()).toMatchObject({ pages: 65, allocatedBytes: 65 * ps });
     store.clear();
     expect(store.stats().pages).toBe(0);
@@ -213,10 +223,18 @@ describe.skipIf(loaded === null)('MappedStore', () => {
         return id;
       })();
       expect(native.refs(id)).toBe(1);
-      await expect.poll(() => { gc(); return native.refs(id); }, { timeout: 10_000, interval: 50 }).toBe(0);
+      await expect
+        .poll(
+          () => {
+            gc();
+            return native.refs(id);
+          },
+          { timeout: 10_000, interval: 50 },
+        )
+        .toBe(0);
     });
 
-    it('an attached store neither clears nor releases the creator\'s mapping', () => {
+    it("an attached store neither clears nor releases the creator's mapping", () => {
       const store = MappedStore.create(MiB, PS);
       store.write(Buffer.alloc(PS, 5), 0);
       const shared = store.share();
@@ -310,7 +328,7 @@ describe.skipIf(loaded === null)('MappedStore', () => {
     }
     const bytes = (v: unknown): Buffer => Buffer.from(v as Uint8Array);
 
-    it('a store attached in a worker sees the main thread\'s writes, and the other way round', async () => {
+    it("a store attached in a worker sees the main thread's writes, and the other way round", async () => {
       const { plugin, h } = await openMemory('16M', 65536, 'mapped');
       const a = Buffer.alloc(200_000);
       for (let i = 0; i < a.length; i++) a[i] = (i % 253) + 1;
@@ -364,9 +382,13 @@ describe.skipIf(loaded === null)('MappedStore', () => {
           while (Atomics.load(flags, 1) < r) Atomics.wait(flags, 1, r - 1, 10);
           const extents = store.extents(pages * PS, 0);
           const all = readAll(plugin, h, pages * PS, 0);
-          const wrong = Array.from({ length: pages }, (_, i) => i).filter((i) => all[i * PS + PS - 1] !== (i % 2 === 0 ? 0x11 : 0x22));
+          const wrong = Array.from({ length: pages }, (_, i) => i).filter(
+            (i) => all[i * PS + PS - 1] !== (i % 2 === 0 ? 0x11 : 0x22),
+          );
           if (store.stats().pages !== pages || extents.length !== 1 || wrong.length > 0) {
-            bad.push(`round ${r}: ${store.stats().pages} pages, ${extents.length} extents, pages ${wrong.join(',')} wrong`);
+            bad.push(
+              `round ${r}: ${store.stats().pages} pages, ${extents.length} extents, pages ${wrong.join(',')} wrong`,
+            );
           }
           await plugin.zero!(h, pages * PS, 0, 0);
         }

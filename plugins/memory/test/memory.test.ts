@@ -104,7 +104,8 @@ describe.each(KINDS)('memory plugin (%s store)', (kind) => {
     await plugin.zero!(h, 100, 3 * PS + 10, Flag.FAST_ZERO); // partial: page kept
     expect(store.stats().pages).toBe(1);
     expect(readAll(plugin, h, 200, 3 * PS)).toEqual(
-      Buffer.concat([Buffer.alloc(10, 0x55), Buffer.alloc(100), Buffer.alloc(90, 0x55)]));
+      Buffer.concat([Buffer.alloc(10, 0x55), Buffer.alloc(100), Buffer.alloc(90, 0x55)]),
+    );
   });
 
   it('extents report holes for absent pages and data for present ones', async () => {
@@ -146,7 +147,6 @@ describe.each(KINDS)('memory plugin (%s store)', (kind) => {
     await plugin.unload!();
     expect(store.stats().pages).toBe(0);
   });
-
 });
 
 describe('memory plugin (js store)', () => {
@@ -262,7 +262,9 @@ describe('PageAllocator', () => {
 
 const STORE_MODELS: { name: string; pageSize: number; make(size: number): PageStore }[] = [
   { name: 'SparseStore', pageSize: 512, make: (size) => new SparseStore(size, 512) },
-  ...(native === null ? [] : [{ name: 'MappedStore', pageSize: PS, make: (size: number) => MappedStore.create(size, PS) }]),
+  ...(native === null
+    ? []
+    : [{ name: 'MappedStore', pageSize: PS, make: (size: number) => MappedStore.create(size, PS) }]),
 ];
 
 describe.each(STORE_MODELS)('$name against a flat Buffer model', ({ pageSize, make }) => {
@@ -270,68 +272,79 @@ describe.each(STORE_MODELS)('$name against a flat Buffer model', ({ pageSize, ma
   const { range, op } = arbitraries(SIZE);
 
   let store: PageStore;
-  beforeEach(() => { store = make(SIZE); });
+  beforeEach(() => {
+    store = make(SIZE);
+  });
 
   it('a read result only ever shows data written at its own offsets', () => {
     // Byte values depend on their offset, so page memory given to another offset would show.
     const pattern = (pos: number, fill: number): number => (fill === 0 ? 0 : ((pos * 7 + fill * 50) % 255) + 1);
-    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), fc.nat({ max: 29 }), (ops, at) => {
-      store = make(SIZE);
-      let held: Buffer[] = [];
-      let allowed: Set<number>[] = []; // per byte: its value when read, zero, or anything written there since
-      ops.forEach((o, n) => {
-        if (n === at) {
-          held = store.read(SIZE, 0);
-          allowed = Array.from(Buffer.concat(held), (b) => new Set([b, 0]));
-        }
-        if (o.kind === 'write') {
-          const buf = Buffer.alloc(o.length);
-          for (let i = 0; i < o.length; i++) {
-            buf[i] = pattern(o.offset + i, o.fill);
-            allowed[o.offset + i]?.add(buf[i]!);
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), fc.nat({ max: 29 }), (ops, at) => {
+        store = make(SIZE);
+        let held: Buffer[] = [];
+        let allowed: Set<number>[] = []; // per byte: its value when read, zero, or anything written there since
+        ops.forEach((o, n) => {
+          if (n === at) {
+            held = store.read(SIZE, 0);
+            allowed = Array.from(Buffer.concat(held), (b) => new Set([b, 0]));
           }
-          store.write(buf, o.offset);
-        } else {
-          store.zero(o.length, o.offset);
-        }
-      });
-      const seen = Buffer.concat(held);
-      expect([...seen].findIndex((b, i) => !allowed[i]!.has(b))).toBe(-1);
-    }), { numRuns: 500 });
+          if (o.kind === 'write') {
+            const buf = Buffer.alloc(o.length);
+            for (let i = 0; i < o.length; i++) {
+              buf[i] = pattern(o.offset + i, o.fill);
+              allowed[o.offset + i]?.add(buf[i]!);
+            }
+            store.write(buf, o.offset);
+          } else {
+            store.zero(o.length, o.offset);
+          }
+        });
+        const seen = Buffer.concat(held);
+        expect([...seen].findIndex((b, i) => !allowed[i]!.has(b))).toBe(-1);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('reads, extents and page counts always agree with the model', () => {
-    fc.assert(fc.property(fc.array(op, { maxLength: 30 }), range, (ops, probe) => {
-      store = make(SIZE);
-      const model = Buffer.alloc(SIZE);
-      for (const o of ops) {
-        if (o.kind === 'write') {
-          const buf = opData(o);
-          store.write(buf, o.offset);
-          buf.copy(model, o.offset);
-        } else {
-          store.zero(o.length, o.offset);
-          model.fill(0, o.offset, o.offset + o.length);
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 30 }), range, (ops, probe) => {
+        store = make(SIZE);
+        const model = Buffer.alloc(SIZE);
+        for (const o of ops) {
+          if (o.kind === 'write') {
+            const buf = opData(o);
+            store.write(buf, o.offset);
+            buf.copy(model, o.offset);
+          } else {
+            store.zero(o.length, o.offset);
+            model.fill(0, o.offset, o.offset + o.length);
+          }
         }
-      }
-      // Buffer.equals: toEqual compares big buffers byte by byte, slowly
-      expect(Buffer.concat(store.read(probe.length, probe.offset))
-        .equals(model.subarray(probe.offset, probe.offset + probe.length))).toBe(true);
-      // Extents tile the range exactly, and data extents cover every non-zero byte.
-      const ext = store.extents(probe.length, probe.offset);
-      let pos = probe.offset;
-      for (const e of ext) {
-        expect(e.offset).toBe(pos);
-        expect(e.length).toBeGreaterThan(0);
-        if (e.type !== ExtentType.DATA) expect(isAllZero(model.subarray(e.offset, e.offset + e.length))).toBe(true);
-        pos += e.length;
-      }
-      expect(pos).toBe(probe.offset + probe.length);
-      // Only pages with non-zero bytes may stay allocated after writes/zeros... except
-      // partially overwritten pages, which are kept; so check the upper bound only.
-      const pagesWithData = new Set<number>();
-      for (let i = 0; i < SIZE; i++) if (model[i] !== 0) pagesWithData.add(Math.floor(i / pageSize));
-      expect(store.stats().pages).toBeGreaterThanOrEqual(pagesWithData.size);
-    }), { numRuns: 300 });
+        // Buffer.equals: toEqual compares big buffers byte by byte, slowly
+        expect(
+          Buffer.concat(store.read(probe.length, probe.offset)).equals(
+            model.subarray(probe.offset, probe.offset + probe.length),
+          ),
+        ).toBe(true);
+        // Extents tile the range exactly, and data extents cover every non-zero byte.
+        const ext = store.extents(probe.length, probe.offset);
+        let pos = probe.offset;
+        for (const e of ext) {
+          expect(e.offset).toBe(pos);
+          expect(e.length).toBeGreaterThan(0);
+          if (e.type !== ExtentType.DATA) expect(isAllZero(model.subarray(e.offset, e.offset + e.length))).toBe(true);
+          pos += e.length;
+        }
+        expect(pos).toBe(probe.offset + probe.length);
+        // Only pages with non-zero bytes may stay allocated after writes/zeros... except
+        // partially overwritten pages, which are kept; so check the upper bound only.
+        const pagesWithData = new Set<number>();
+        for (let i = 0; i < SIZE; i++) if (model[i] !== 0) pagesWithData.add(Math.floor(i / pageSize));
+        expect(store.stats().pages).toBeGreaterThanOrEqual(pagesWithData.size);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -40,7 +40,13 @@ const settings = new WeakMap<S3Client, ClientSettings>();
 
 /** The settings a client was made with (for a client made elsewhere: signed, the transport's defaults). */
 export function clientSettings(client: S3Client): ClientSettings {
-  return settings.get(client) ?? { anonymous: false, connections: DEFAULT_CONNECTIONS, connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS };
+  return (
+    settings.get(client) ?? {
+      anonymous: false,
+      connections: DEFAULT_CONNECTIONS,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    }
+  );
 }
 
 /** Requests without a signature (public objects). */

@@ -28,21 +28,37 @@ export function startupError(err: unknown, store: S3Store, opts: ConnectOptions)
   const where = opts.endpointUrl ?? 'AWS S3';
   const cause = rootCause(err);
   if (cause.name === 'CredentialsProviderError' || /Could not load credentials/i.test(cause.message)) {
-    return new ConfigError('no AWS credentials found: give access-key= and secret-key=, set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
-      'or AWS_PROFILE (or profile=), or anonymous=true for a public object', { cause: err });
+    return new ConfigError(
+      'no AWS credentials found: give access-key= and secret-key=, set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY ' +
+        'or AWS_PROFILE (or profile=), or anonymous=true for a public object',
+      { cause: err },
+    );
   }
   if (err instanceof StoreError) {
     switch (err.kind) {
       case 'auth':
-        return new ConfigError(`${where}: access to bucket ${store.bucket} denied (${err.message.replace(/^[^:]*: /, '')}): ` +
-          'check access-key=/secret-key= (or the AWS profile) and the bucket policy', { cause: err });
+        return new ConfigError(
+          `${where}: access to bucket ${store.bucket} denied (${err.message.replace(/^[^:]*: /, '')}): ` +
+            'check access-key=/secret-key= (or the AWS profile) and the bucket policy',
+          { cause: err },
+        );
       case 'missing-container':
-        return new ConfigError(`bucket ${store.bucket} does not exist at ${where}: create it (nbdts-s3 create ... or aws s3 mb) ` +
-          'or check bucket= and endpoint-url=', { cause: err });
+        return new ConfigError(
+          `bucket ${store.bucket} does not exist at ${where}: create it (nbdts-s3 create ... or aws s3 mb) ` +
+            'or check bucket= and endpoint-url=',
+          { cause: err },
+        );
       case 'transient': {
         const code = cause.code ?? '';
-        if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|TimeoutError/.test(`${code} ${cause.name}`)) {
-          return new ConfigError(`cannot reach ${where} (${code || cause.name}): check endpoint-url= and that the service runs`, { cause: err });
+        if (
+          /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|TimeoutError/.test(
+            `${code} ${cause.name}`,
+          )
+        ) {
+          return new ConfigError(
+            `cannot reach ${where} (${code || cause.name}): check endpoint-url= and that the service runs`,
+            { cause: err },
+          );
         }
         return new ConfigError(`${where}: ${err.message} (the service may be overloaded: try again)`, { cause: err });
       }

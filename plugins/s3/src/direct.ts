@@ -36,8 +36,10 @@ class Captured extends Error {
   readonly request: { protocol: string; hostname: string; port?: number; path: string };
   readonly authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined;
 
-  constructor(request: { protocol: string; hostname: string; port?: number; path: string },
-    authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined) {
+  constructor(
+    request: { protocol: string; hostname: string; port?: number; path: string },
+    authScheme: { name?: string; signingRegion?: string; signingName?: string } | undefined,
+  ) {
     super('endpoint probe');
     this.request = request;
     this.authScheme = authScheme;
@@ -52,10 +54,13 @@ class Captured extends Error {
  */
 export async function resolveTarget(client: S3Client, bucket: string): Promise<DirectTarget | null> {
   const cmd = new GetObjectCommand({ Bucket: bucket, Key: PROBE_KEY });
-  cmd.middlewareStack.add((_next, context) => async (args) => {
-    const ctx = context as { endpointV2?: { properties?: { authSchemes?: Captured['authScheme'][] } } };
-    throw new Captured(args.request as Captured['request'], ctx.endpointV2?.properties?.authSchemes?.[0]);
-  }, { step: 'build', priority: 'low', name: 'nbdtsEndpointProbe' });
+  cmd.middlewareStack.add(
+    (_next, context) => async (args) => {
+      const ctx = context as { endpointV2?: { properties?: { authSchemes?: Captured['authScheme'][] } } };
+      throw new Captured(args.request as Captured['request'], ctx.endpointV2?.properties?.authSchemes?.[0]);
+    },
+    { step: 'build', priority: 'low', name: 'nbdtsEndpointProbe' },
+  );
   let captured: Captured | undefined;
   try {
     await client.send(cmd);
@@ -73,7 +78,7 @@ export async function resolveTarget(client: S3Client, bucket: string): Promise<D
     origin: `${r.protocol}//${host}`,
     host,
     prefix: r.path.slice(0, -PROBE_KEY.length),
-    signingRegion: authScheme?.signingRegion ?? await client.config.region(),
+    signingRegion: authScheme?.signingRegion ?? (await client.config.region()),
     signingName: authScheme?.signingName ?? 's3',
   };
 }
@@ -88,8 +93,11 @@ export function encodeKey(key: string): string | null {
   const segs = key.split('/');
   if (segs.some((seg) => seg === '.' || seg === '..')) return null;
   try {
-    return segs.map((seg) => encodeURIComponent(seg)
-      .replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)).join('/');
+    return segs
+      .map((seg) =>
+        encodeURIComponent(seg).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+      )
+      .join('/');
   } catch {
     return null; // URIError: a lone surrogate
   }
@@ -127,8 +135,14 @@ function xmlField(xml: string, name: string): string | undefined {
  * caller hands the request to it.
  */
 export function isRegionRedirect(res: TransportResponse, err: S3HttpError): boolean {
-  return res.status === 301 || res.status === 307 || err.Code === 'PermanentRedirect' || err.Code === 'TemporaryRedirect' ||
-    err.Code === 'AuthorizationHeaderMalformed' || err.Code === 'IllegalLocationConstraintException';
+  return (
+    res.status === 301 ||
+    res.status === 307 ||
+    err.Code === 'PermanentRedirect' ||
+    err.Code === 'TemporaryRedirect' ||
+    err.Code === 'AuthorizationHeaderMalformed' ||
+    err.Code === 'IllegalLocationConstraintException'
+  );
 }
 
 export interface DirectRequest {
@@ -158,13 +172,18 @@ export class DirectPath {
     const target = await resolveTarget(client, bucket);
     if (!target) return null;
     const settings = clientSettings(client);
-    const signer = settings.anonymous ? undefined : new S3Signer({
-      // The SDK's resolved provider: memoized, refreshed before expiry (profiles, SSO, roles, session tokens).
-      credentials: () => client.config.credentials(),
-      region: target.signingRegion,
-      service: target.signingName,
+    const signer = settings.anonymous
+      ? undefined
+      : new S3Signer({
+          // The SDK's resolved provider: memoized, refreshed before expiry (profiles, SSO, roles, session tokens).
+          credentials: () => client.config.credentials(),
+          region: target.signingRegion,
+          service: target.signingName,
+        });
+    const transport = new HttpTransport({
+      connections: settings.connections,
+      connectTimeoutMs: settings.connectTimeoutMs,
     });
-    const transport = new HttpTransport({ connections: settings.connections, connectTimeoutMs: settings.connectTimeoutMs });
     return new DirectPath(target, signer, transport);
   }
 
@@ -186,7 +205,12 @@ export class DirectPath {
       });
     }
     return this.#transport.request({
-      method: req.method, url: this.target.origin + path, headers, body: req.body, signal: req.signal, what: req.what,
+      method: req.method,
+      url: this.target.origin + path,
+      headers,
+      body: req.body,
+      signal: req.signal,
+      what: req.what,
       // No deadline of its own: the block layer times out each attempt (timeout=) through the signal, as with the SDK.
       timeoutMs: 0,
     });

@@ -33,7 +33,8 @@ export async function readDescriptor(store: ObjectStore, key: string): Promise<D
   if (body === null) return null;
   try {
     const v = JSON.parse(body.toString('utf8')) as Partial<DiskDescriptor>;
-    if (Number.isSafeInteger(v.size) && Number.isSafeInteger(v.objectSize)) return { size: v.size!, objectSize: v.objectSize! };
+    if (Number.isSafeInteger(v.size) && Number.isSafeInteger(v.objectSize))
+      return { size: v.size!, objectSize: v.objectSize! };
   } catch {
     // fall through
   }
@@ -41,6 +42,8 @@ export async function readDescriptor(store: ObjectStore, key: string): Promise<D
 }
 
 export async function writeDescriptor(store: ObjectStore, key: string, d: DiskDescriptor): Promise<void> {
-  const body = Buffer.from(`${JSON.stringify({ size: d.size, objectSize: d.objectSize, format: 'nbdkit-S3 KEY/%016x' })}\n`);
+  const body = Buffer.from(
+    `${JSON.stringify({ size: d.size, objectSize: d.objectSize, format: 'nbdkit-S3 KEY/%016x' })}\n`,
+  );
   await store.put(descriptorKey(key), body, { md5: md5Hex(body), contentType: 'application/json' });
 }

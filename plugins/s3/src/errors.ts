@@ -13,24 +13,49 @@ interface SdkErrorLike {
 
 /** S3 error codes that say "try again later" whatever the status. */
 const TRANSIENT_CODES = new Set([
-  'SlowDown', 'ServiceUnavailable', 'InternalError', 'RequestTimeout', 'Throttling',
-  'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'OperationAborted',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'Throttling',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'OperationAborted',
   // Concurrent conditional writes to one key (AWS): the loser may retry.
   'ConditionalRequestConflict',
   // The store computed another MD5 than we sent: the body was damaged on the way.
-  'BadDigest', 'IncompleteBody',
-  'TimeoutError', 'RequestTimeoutException',
+  'BadDigest',
+  'IncompleteBody',
+  'TimeoutError',
+  'RequestTimeoutException',
 ]);
 
 /** Node socket errors worth a retry (the SDK passes them through with `code`). */
 const TRANSIENT_SOCKET = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', 'ENETUNREACH',
-  'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
 const AUTH_CODES = new Set([
-  'AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken',
-  'TokenRefreshRequired', 'AuthorizationHeaderMalformed', 'CredentialsProviderError', 'AllAccessDisabled',
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'AuthorizationHeaderMalformed',
+  'CredentialsProviderError',
+  'AllAccessDisabled',
 ]);
 
 function socketCode(err: SdkErrorLike): string | undefined {
@@ -63,7 +88,8 @@ export function classifyKind(err: SdkErrorLike): StoreErrorKind {
   if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return 'transient';
   if (err.name === 'AbortError') return 'transient';
   // A response cut short or a socket that closed without a code.
-  if (status === undefined && /socket hang up|premature close|aborted|ECONN/i.test(err.message ?? '')) return 'transient';
+  if (status === undefined && /socket hang up|premature close|aborted|ECONN/i.test(err.message ?? ''))
+    return 'transient';
   return 'fatal';
 }
 
@@ -74,8 +100,14 @@ function explain(err: SdkErrorLike, kind: StoreErrorKind): string {
   const raw = err.message && err.message !== 'UnknownError' ? err.message : undefined;
   const parts = [code, raw && raw !== code ? raw : undefined].filter(Boolean).join(': ');
   // Answers to HEAD have no body, so no S3 code: say what the status means.
-  const bare = status === 403 ? 'HTTP 403 Forbidden (wrong credentials or no permission)'
-    : status === 404 ? 'HTTP 404 Not Found' : status ? `HTTP ${status}` : 'unknown error';
+  const bare =
+    status === 403
+      ? 'HTTP 403 Forbidden (wrong credentials or no permission)'
+      : status === 404
+        ? 'HTTP 404 Not Found'
+        : status
+          ? `HTTP ${status}`
+          : 'unknown error';
   const text = (code === 'Unknown' || code === 'Forbidden' || code === 'NotFound' ? undefined : parts) || bare;
   if (kind === 'auth') {
     if (code === 'SignatureDoesNotMatch') return `${text} (wrong secret key?)`;

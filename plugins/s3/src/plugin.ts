@@ -19,7 +19,8 @@ export function createS3Plugin() {
   return definePlugin({
     name: 's3',
     version: '0.1.0',
-    description: 'Serve an S3 object read-only, or a read-write disk split into S3 objects (nbdkit-S3-plugin compatible)',
+    description:
+      'Serve an S3 object read-only, or a read-write disk split into S3 objects (nbdkit-S3-plugin compatible)',
     usage,
     config: s3Config,
     configComplete: checkConfig,

@@ -1,7 +1,15 @@
 import type { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand,
-  GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { log } from '@nbdts/plugin-api';
@@ -54,16 +62,23 @@ function parseContentRange(value: string | undefined): { start: number; end: num
  * The body of a ranged GET, checked against what was asked: a 200 without
  * Content-Range is a server that ignored Range (cut out what was asked).
  */
-function rangedBody(key: string, range: { offset: number; length: number }, body: Buffer, status: number | undefined,
-  contentRange: string | undefined): Buffer {
+function rangedBody(
+  key: string,
+  range: { offset: number; length: number },
+  body: Buffer,
+  status: number | undefined,
+  contentRange: string | undefined,
+): Buffer {
   const got = parseContentRange(contentRange);
   if (got === undefined) {
     if (contentRange === undefined && status === 200) return body.subarray(range.offset, range.offset + range.length);
     throw new StoreError('transient', `GET ${key}: unparsable Content-Range '${contentRange}'`);
   }
   if (got.start !== range.offset || got.end - got.start + 1 !== body.length) {
-    throw new StoreError('transient', `GET ${key}: asked for bytes ${range.offset}+${range.length}, ` +
-      `got ${contentRange} with ${body.length} bytes`);
+    throw new StoreError(
+      'transient',
+      `GET ${key}: asked for bytes ${range.offset}+${range.length}, ` + `got ${contentRange} with ${body.length} bytes`,
+    );
   }
   return body;
 }
@@ -105,13 +120,21 @@ export class S3Store implements ObjectStore {
   /** The direct data path, set up on first use; null when the SDK must send everything. */
   #directPath(): Promise<DirectPath | null> | null {
     if (this.#directOff) return null;
-    return this.#direct ??= DirectPath.forBucket(this.client, this.bucket).then((d) => {
-      if (!d) log.info(`s3: ${this.description}: the SDK resolves another auth scheme than SigV4 here; all requests go through it (slower)`);
-      return d;
-    }, (err: unknown) => {
-      log.info(`s3: ${this.description}: no direct data path (${(err as Error).message}); all requests go through the SDK (slower)`);
-      return null;
-    });
+    return (this.#direct ??= DirectPath.forBucket(this.client, this.bucket).then(
+      (d) => {
+        if (!d)
+          log.info(
+            `s3: ${this.description}: the SDK resolves another auth scheme than SigV4 here; all requests go through it (slower)`,
+          );
+        return d;
+      },
+      (err: unknown) => {
+        log.info(
+          `s3: ${this.description}: no direct data path (${(err as Error).message}); all requests go through the SDK (slower)`,
+        );
+        return null;
+      },
+    ));
   }
 
   /** A region redirect: hand this and every later request to the SDK, and say how to avoid it. */
@@ -119,8 +142,10 @@ export class S3Store implements ObjectStore {
     if (this.#directOff) return;
     this.#directOff = true;
     const region = err.region ?? 'another region';
-    log.warn(`s3: bucket ${this.bucket} is in ${region}, not ${signingRegion}: every request now follows a redirect ` +
-      `through the SDK (slower); start with region=${err.region ?? 'THE-BUCKET-REGION'}`);
+    log.warn(
+      `s3: bucket ${this.bucket} is in ${region}, not ${signingRegion}: every request now follows a redirect ` +
+        `through the SDK (slower); start with region=${err.region ?? 'THE-BUCKET-REGION'}`,
+    );
   }
 
   async get(key: string, range?: { offset: number; length: number }, signal?: AbortSignal): Promise<Buffer | null> {
@@ -148,7 +173,9 @@ export class S3Store implements ObjectStore {
       this.#redirected(err, direct.target.signingRegion);
     }
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range }), { abortSignal: signal });
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range }), {
+        abortSignal: signal,
+      });
       const body = await readBody(r.Body, r.ContentLength);
       return range ? rangedBody(key, range, body, r.$metadata.httpStatusCode, r.ContentRange) : body;
     } catch (err) {
@@ -167,7 +194,9 @@ export class S3Store implements ObjectStore {
     if (direct && path) {
       const what = `PUT ${key}`;
       const headers: Record<string, string> = {
-        'content-length': String(data.length), 'content-md5': contentMd5, 'content-type': contentType,
+        'content-length': String(data.length),
+        'content-md5': contentMd5,
+        'content-type': contentType,
       };
       if (opts.ifNoneMatch) headers['if-none-match'] = '*';
       for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`x-amz-meta-${k.toLowerCase()}`] = v;
@@ -183,16 +212,19 @@ export class S3Store implements ObjectStore {
       this.#redirected(err, direct.target.signingRegion);
     }
     try {
-      const r = await this.client.send(new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: data,
-        ContentLength: data.length,
-        ContentMD5: contentMd5,
-        IfNoneMatch: opts.ifNoneMatch ? '*' : undefined,
-        Metadata: opts.metadata,
-        ContentType: contentType,
-      }), { abortSignal: signal });
+      const r = await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: contentMd5,
+          IfNoneMatch: opts.ifNoneMatch ? '*' : undefined,
+          Metadata: opts.metadata,
+          ContentType: contentType,
+        }),
+        { abortSignal: signal },
+      );
       return unquote(r.ETag) ?? '';
     } catch (err) {
       throw toStoreError(err, `PUT ${key}`);
@@ -210,7 +242,9 @@ export class S3Store implements ObjectStore {
 
   async head(key: string, signal?: AbortSignal): Promise<(ObjectInfo & { metadata: Record<string, string> }) | null> {
     try {
-      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), {
+        abortSignal: signal,
+      });
       return { key, size: r.ContentLength ?? 0, etag: unquote(r.ETag), metadata: r.Metadata ?? {} };
     } catch (err) {
       if (isNoSuchKey(err)) return null;
@@ -223,9 +257,15 @@ export class S3Store implements ObjectStore {
     do {
       let page;
       try {
-        page = await this.client.send(new ListObjectsV2Command({
-          Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: this.#listPageSize,
-        }), { abortSignal: signal });
+        page = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+            MaxKeys: this.#listPageSize,
+          }),
+          { abortSignal: signal },
+        );
       } catch (err) {
         throw toStoreError(err, `LIST ${prefix}`);
       }
@@ -233,7 +273,8 @@ export class S3Store implements ObjectStore {
         if (o.Key !== undefined) yield { key: o.Key, size: o.Size ?? 0, etag: unquote(o.ETag) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      if (page.IsTruncated && !token) throw new StoreError('fatal', `LIST ${prefix}: truncated listing without a continuation token`);
+      if (page.IsTruncated && !token)
+        throw new StoreError('fatal', `LIST ${prefix}: truncated listing without a continuation token`);
     } while (token);
   }
 
@@ -248,7 +289,8 @@ export class S3Store implements ObjectStore {
       await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal });
     } catch (err) {
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404) throw new StoreError('missing-container', `bucket ${this.bucket} does not exist`, 404, { cause: err });
+      if (status === 404)
+        throw new StoreError('missing-container', `bucket ${this.bucket} does not exist`, 404, { cause: err });
       if (status === 403) {
         await this.get(probeKey, { offset: 0, length: 1 }, signal);
         return;
@@ -263,7 +305,9 @@ export class S3Store implements ObjectStore {
    */
   async createMultipart(key: string, contentType = 'application/octet-stream'): Promise<MultipartUpload> {
     try {
-      const r = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }));
+      const r = await this.client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: contentType }),
+      );
       if (!r.UploadId) throw new StoreError('fatal', `CreateMultipartUpload ${key}: no UploadId in the answer`);
       return new MultipartUpload(this, key, r.UploadId);
     } catch (err) {
@@ -296,10 +340,17 @@ export class MultipartUpload {
   /** Part numbers start at 1. `md5` is hex; the store verifies the part against it. */
   async uploadPart(partNumber: number, data: Buffer, md5: string): Promise<string> {
     try {
-      const r = await this.#store.client.send(new UploadPartCommand({
-        Bucket: this.#store.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: partNumber,
-        Body: data, ContentLength: data.length, ContentMD5: Buffer.from(md5, 'hex').toString('base64'),
-      }));
+      const r = await this.#store.client.send(
+        new UploadPartCommand({
+          Bucket: this.#store.bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          PartNumber: partNumber,
+          Body: data,
+          ContentLength: data.length,
+          ContentMD5: Buffer.from(md5, 'hex').toString('base64'),
+        }),
+      );
       const etag = unquote(r.ETag) ?? '';
       this.#etags.set(partNumber, etag);
       return etag;
@@ -309,11 +360,18 @@ export class MultipartUpload {
   }
 
   async complete(): Promise<string> {
-    const Parts = [...this.#etags].sort((a, b) => a[0] - b[0]).map(([PartNumber, ETag]) => ({ PartNumber, ETag: `"${ETag}"` }));
+    const Parts = [...this.#etags]
+      .sort((a, b) => a[0] - b[0])
+      .map(([PartNumber, ETag]) => ({ PartNumber, ETag: `"${ETag}"` }));
     try {
-      const r = await this.#store.client.send(new CompleteMultipartUploadCommand({
-        Bucket: this.#store.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts },
-      }));
+      const r = await this.#store.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.#store.bucket,
+          Key: this.key,
+          UploadId: this.uploadId,
+          MultipartUpload: { Parts },
+        }),
+      );
       return unquote(r.ETag) ?? '';
     } catch (err) {
       throw toStoreError(err, `CompleteMultipartUpload ${this.key}`);
@@ -322,7 +380,9 @@ export class MultipartUpload {
 
   async abort(): Promise<void> {
     try {
-      await this.#store.client.send(new AbortMultipartUploadCommand({ Bucket: this.#store.bucket, Key: this.key, UploadId: this.uploadId }));
+      await this.#store.client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.#store.bucket, Key: this.key, UploadId: this.uploadId }),
+      );
     } catch (err) {
       throw toStoreError(err, `AbortMultipartUpload ${this.key}`);
     }

@@ -1,7 +1,16 @@
 import { ConfigError, formatSize, log } from '@nbdts/plugin-api';
 import {
-  acquireLock, breakLock, LockHeldError, ObjectDevice, releaseLock, SingleObjectLayout, StoreError,
-  warnBusy, withStartupRetry, type HeldLock, type Layout,
+  acquireLock,
+  breakLock,
+  LockHeldError,
+  ObjectDevice,
+  releaseLock,
+  SingleObjectLayout,
+  StoreError,
+  warnBusy,
+  withStartupRetry,
+  type HeldLock,
+  type Layout,
 } from '@nbdts/objstore';
 import { checkGeometry, connectOptions, type S3Config } from './config.ts';
 import { connect, startupError } from './connect.ts';
@@ -26,17 +35,25 @@ async function takeLock(store: S3Store, key: string, force: boolean): Promise<He
   } catch (err) {
     if (err instanceof StoreError && err.status === 501) throw noConditionalPut(store, err);
     if (!(err instanceof LockHeldError)) throw err;
-    if (!force) throw new ConfigError(`${err.message.replace(/ break the lock and try again\.$/, '')} add force=true to break it`);
+    if (!force)
+      throw new ConfigError(
+        `${err.message.replace(/ break the lock and try again\.$/, '')} add force=true to break it`,
+      );
     const holder = await breakLock(store, k);
-    log.warn(`s3: broke the lock on ${store.bucket}/${key} held by ${holder?.owner ?? 'unknown'} since ${holder?.since ?? 'unknown'} (force=true)`);
+    log.warn(
+      `s3: broke the lock on ${store.bucket}/${key} held by ${holder?.owner ?? 'unknown'} since ${holder?.since ?? 'unknown'} (force=true)`,
+    );
     return acquireLock(store, k);
   }
 }
 
 /** Some S3 services (Swift's s3api) cannot create-if-absent, so they cannot hold our lock. */
 export function noConditionalPut(store: S3Store, err: StoreError): ConfigError {
-  return new ConfigError(`${store.description} does not support conditional PUTs (If-None-Match: *), so the disk cannot be locked: ` +
-    'add lock=false if you are sure no other server writes it', { cause: err });
+  return new ConfigError(
+    `${store.description} does not support conditional PUTs (If-None-Match: *), so the disk cannot be locked: ` +
+      'add lock=false if you are sure no other server writes it',
+    { cause: err },
+  );
 }
 
 /** Which layout the parameters (or the disk's descriptor) ask for. */
@@ -44,20 +61,25 @@ async function chooseLayout(store: S3Store, c: S3Config): Promise<{ layout: Layo
   if (c.size !== undefined && c.objectSize !== undefined) {
     const d = await readDescriptor(store, c.key);
     if (d && (d.size !== c.size || d.objectSize !== c.objectSize)) {
-      throw new ConfigError(`${c.bucket}/${c.key} was created with size=${d.size} object-size=${d.objectSize}, ` +
-        `not size=${c.size} object-size=${c.objectSize}: leave both out to use the recorded ones`);
+      throw new ConfigError(
+        `${c.bucket}/${c.key} was created with size=${d.size} object-size=${d.objectSize}, ` +
+          `not size=${c.size} object-size=${c.objectSize}: leave both out to use the recorded ones`,
+      );
     }
     return { layout: splitLayout(c.key, c.size, c.objectSize), mode: 'split' };
   }
   const head = await store.head(c.key);
-  if (head) return { layout: new SingleObjectLayout({ key: c.key, size: head.size, chunkSize: c.chunkSize }), mode: 'single' };
+  if (head)
+    return { layout: new SingleObjectLayout({ key: c.key, size: head.size, chunkSize: c.chunkSize }), mode: 'single' };
   const d = await readDescriptor(store, c.key);
   if (d) {
     checkGeometry(d.size, d.objectSize);
     return { layout: splitLayout(c.key, d.size, d.objectSize), mode: 'split' };
   }
-  throw new ConfigError(`object '${c.key}' not found in bucket ${c.bucket}: check key= ` +
-    '(for a split disk KEY/%016x, give size= and object-size=, or make one with nbdts-s3 create)');
+  throw new ConfigError(
+    `object '${c.key}' not found in bucket ${c.bucket}: check key= ` +
+      '(for a split disk KEY/%016x, give size= and object-size=, or make one with nbdts-s3 create)',
+  );
 }
 
 /**
@@ -88,8 +110,10 @@ export async function openDisk(c: S3Config, readonly = false): Promise<S3Disk> {
       trustListing: mode === 'split',
       readOnly: readonly || mode === 'single',
     });
-    log.info(`s3: serving ${mode === 'single' ? 'object' : 'split disk'} ${c.bucket}/${c.key} ` +
-      `(${formatSize(layout.size)}${mode === 'split' ? `, objects of ${formatSize(layout.chunkSize)}` : ', read-only'}) from ${store.description}`);
+    log.info(
+      `s3: serving ${mode === 'single' ? 'object' : 'split disk'} ${c.bucket}/${c.key} ` +
+        `(${formatSize(layout.size)}${mode === 'split' ? `, objects of ${formatSize(layout.chunkSize)}` : ', read-only'}) from ${store.description}`,
+    );
     return { store, device, mode, bucket: c.bucket, key: c.key, lock };
   } catch (err) {
     if (lock) await releaseLock(store, lock).catch(() => {});

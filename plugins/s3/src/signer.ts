@@ -24,7 +24,12 @@ export class NodeSha256 {
     if (this.#secret === undefined) return createHash('sha256');
     const s = this.#secret;
     // The signer hands the derived keys back as Uint8Arrays: view them, no copy.
-    const key = typeof s === 'string' ? s : ArrayBuffer.isView(s) ? Buffer.from(s.buffer, s.byteOffset, s.byteLength) : Buffer.from(s);
+    const key =
+      typeof s === 'string'
+        ? s
+        : ArrayBuffer.isView(s)
+          ? Buffer.from(s.buffer, s.byteOffset, s.byteLength)
+          : Buffer.from(s);
     return createHmac('sha256', key);
   }
 
@@ -85,14 +90,17 @@ export class S3Signer {
    * the HTTP client sends the same value from the URL.
    */
   async sign(req: SignableRequest, date = new Date()): Promise<Record<string, string>> {
-    const signed = await this.#signer.sign({
-      method: req.method,
-      protocol: 'https:',
-      hostname: req.host,
-      path: req.path,
-      query: req.query ?? {},
-      headers: { ...req.headers, host: req.host },
-    }, { signingDate: date });
+    const signed = await this.#signer.sign(
+      {
+        method: req.method,
+        protocol: 'https:',
+        hostname: req.host,
+        path: req.path,
+        query: req.query ?? {},
+        headers: { ...req.headers, host: req.host },
+      },
+      { signingDate: date },
+    );
     const out: Record<string, string> = {};
     for (const [k, v] of Object.entries(signed.headers)) if (k !== 'host') out[k] = v;
     return out;

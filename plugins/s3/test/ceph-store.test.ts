@@ -9,7 +9,9 @@ const SCRIPT = fileURLToPath(new URL('../../../scripts/stores/ceph.sh', import.m
 
 describe('ceph.sh test store', () => {
   let env: CephEnv;
-  beforeAll(async () => { env = await ensureCeph(); });
+  beforeAll(async () => {
+    env = await ensureCeph();
+  });
 
   it('is running, and start again is a quick no-op', () => {
     const t0 = Date.now();
@@ -19,7 +21,9 @@ describe('ceph.sh test store', () => {
   });
 
   it('answers Swift v1 auth with a storage URL on the same gateway', async () => {
-    const auth = await fetch(env.swiftAuthUrl, { headers: { 'X-Auth-User': env.swiftUser, 'X-Auth-Key': env.swiftKey } });
+    const auth = await fetch(env.swiftAuthUrl, {
+      headers: { 'X-Auth-User': env.swiftUser, 'X-Auth-Key': env.swiftKey },
+    });
     expect(auth.status).toBeLessThan(300);
     const storageUrl = auth.headers.get('x-storage-url')!;
     const token = auth.headers.get('x-auth-token')!;

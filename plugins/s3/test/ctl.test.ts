@@ -28,8 +28,19 @@ describe('nbdts-s3 control commands', () => {
   async function ctl(...args: string[]): Promise<{ status: number; out: string; err: string }> {
     const out: string[] = [];
     const err: string[] = [];
-    const status = await main([...args, '--endpoint-url', env.endpoint, '--access-key', env.accessKey,
-      '--secret-key', 'env:NBDTS_TEST_CTL_SK', '-q'], { out: (l) => out.push(l), err: (l) => err.push(l) });
+    const status = await main(
+      [
+        ...args,
+        '--endpoint-url',
+        env.endpoint,
+        '--access-key',
+        env.accessKey,
+        '--secret-key',
+        'env:NBDTS_TEST_CTL_SK',
+        '-q',
+      ],
+      { out: (l) => out.push(l), err: (l) => err.push(l) },
+    );
     return { status, out: out.join('\n'), err: err.join('\n') };
   }
 
@@ -41,7 +52,9 @@ describe('nbdts-s3 control commands', () => {
     const up = await ctl('upload', file, store.bucket, 'sd', '--object-size', '256K', '--jobs', '4');
     expect(up.status).toBe(0);
     expect(up.err).toMatch(/2 objects stored, 6 all-zero objects skipped/);
-    expect((await ctl('info', store.bucket, 'sd')).out).toMatch(/split disk, size=2097152 object-size=262144 .*2 of 8 objects stored, unlocked/);
+    expect((await ctl('info', store.bucket, 'sd')).out).toMatch(
+      /split disk, size=2097152 object-size=262144 .*2 of 8 objects stored, unlocked/,
+    );
     const back = dir.join('split-back.img');
     expect((await ctl('download', store.bucket, 'sd', back)).status).toBe(0);
     expect(md5Hex(readFileSync(back))).toBe(md5Hex(img));
@@ -81,8 +94,25 @@ describe('nbdts-s3 control commands', () => {
   });
 
   it('says what is wrong in one line', async () => {
-    const r = await main(['info', store.bucket, 'x', '--endpoint-url', env.endpoint, '--access-key', env.accessKey, '--secret-key', 'wrong'],
-      { out: () => {}, err: (l) => { expect(l).toMatch(/^nbdts-s3: .*denied.*(SignatureDoesNotMatch|AccessDenied).*secret-key/); } });
+    const r = await main(
+      [
+        'info',
+        store.bucket,
+        'x',
+        '--endpoint-url',
+        env.endpoint,
+        '--access-key',
+        env.accessKey,
+        '--secret-key',
+        'wrong',
+      ],
+      {
+        out: () => {},
+        err: (l) => {
+          expect(l).toMatch(/^nbdts-s3: .*denied.*(SignatureDoesNotMatch|AccessDenied).*secret-key/);
+        },
+      },
+    );
     expect(r).toBe(1);
     expect((await ctl('create', store.bucket, 'y')).err).toMatch(/--size and --object-size/);
   });

@@ -7,8 +7,17 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ensureCeph, requireTool, runOk, startNbdts, tempDir, treeChecksums, withLoopMount, withNbdfuse, writeRandomTree,
-  type CephEnv, type TempDir,
+  ensureCeph,
+  requireTool,
+  runOk,
+  startNbdts,
+  tempDir,
+  treeChecksums,
+  withLoopMount,
+  withNbdfuse,
+  writeRandomTree,
+  type CephEnv,
+  type TempDir,
 } from '@nbdts/testkit';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, uniqueBucket } from './helpers.ts';
@@ -31,7 +40,12 @@ beforeAll(async () => {
   writeRandomTree(dir.join('tree'), 30, 1 << 20, (p) => mkdirSync(p, { recursive: true }));
   want = await treeChecksums(dir.join('tree'));
   keyEnv = { NBDTS_TEST_S3_AK: env.accessKey, NBDTS_TEST_S3_SK: env.secretKey };
-  common = [`endpoint-url=${env.endpoint}`, 'access-key=env:NBDTS_TEST_S3_AK', 'secret-key=env:NBDTS_TEST_S3_SK', `bucket=${store.bucket}`];
+  common = [
+    `endpoint-url=${env.endpoint}`,
+    'access-key=env:NBDTS_TEST_S3_AK',
+    'secret-key=env:NBDTS_TEST_S3_SK',
+    `bucket=${store.bucket}`,
+  ];
 });
 afterAll(async () => {
   if (store) await removeBucket(store);
@@ -39,8 +53,20 @@ afterAll(async () => {
 });
 
 async function ctl(...args: string[]): Promise<string> {
-  const r = await runOk(process.execPath, [CTL, ...args, '--endpoint-url', env.endpoint,
-    '--access-key', 'env:NBDTS_TEST_S3_AK', '--secret-key', 'env:NBDTS_TEST_S3_SK'], { env: keyEnv, timeoutMs: 120_000 });
+  const r = await runOk(
+    process.execPath,
+    [
+      CTL,
+      ...args,
+      '--endpoint-url',
+      env.endpoint,
+      '--access-key',
+      'env:NBDTS_TEST_S3_AK',
+      '--secret-key',
+      'env:NBDTS_TEST_S3_SK',
+    ],
+    { env: keyEnv, timeoutMs: 120_000 },
+  );
   return r.stdout + r.stderr;
 }
 
@@ -51,12 +77,22 @@ describe('nbdts s3 end to end', () => {
     expect(await ctl('upload', img, store.bucket, 'fs.img')).toMatch(/multipart/);
     const server = await startNbdts(['-r', 's3', ...common, 'key=fs.img', 'chunk-size=256K'], { env: keyEnv });
     try {
-      await withNbdfuse(server.uri, dir.join('fuse1'), (nbd) =>
-        withLoopMount(nbd, dir.join('mnt1'), async () => {
-          const got = await treeChecksums(dir.join('mnt1'));
-          delete got['lost+found'];
-          expect(got).toEqual(want);
-        }, 'ro'), { readonly: true });
+      await withNbdfuse(
+        server.uri,
+        dir.join('fuse1'),
+        (nbd) =>
+          withLoopMount(
+            nbd,
+            dir.join('mnt1'),
+            async () => {
+              const got = await treeChecksums(dir.join('mnt1'));
+              delete got['lost+found'];
+              expect(got).toEqual(want);
+            },
+            'ro',
+          ),
+        { readonly: true },
+      );
     } finally {
       expect(await server.stop()).toBe(0);
     }
@@ -70,22 +106,39 @@ describe('nbdts s3 end to end', () => {
     try {
       await withNbdfuse(first.uri, dir.join('fuse2'), async (nbd) => {
         await runOk(requireTool('mke2fs'), ['-q', '-t', 'ext4', '-F', nbd]);
-        await withLoopMount(nbd, dir.join('mnt2'), async () => {
-          await runOk('cp', ['-a', `${dir.join('tree')}/.`, dir.join('mnt2')]);
-        }, 'rw');
+        await withLoopMount(
+          nbd,
+          dir.join('mnt2'),
+          async () => {
+            await runOk('cp', ['-a', `${dir.join('tree')}/.`, dir.join('mnt2')]);
+          },
+          'rw',
+        );
       });
     } finally {
       expect(await first.stop()).toBe(0);
     }
-    expect(await ctl('info', store.bucket, 'vol')).toMatch(/split disk, size=67108864 object-size=1048576 .* objects stored, unlocked/);
+    expect(await ctl('info', store.bucket, 'vol')).toMatch(
+      /split disk, size=67108864 object-size=1048576 .* objects stored, unlocked/,
+    );
     const second = await startNbdts(['-r', ...args], { env: keyEnv });
     try {
-      await withNbdfuse(second.uri, dir.join('fuse3'), (nbd) =>
-        withLoopMount(nbd, dir.join('mnt3'), async () => {
-          const got = await treeChecksums(dir.join('mnt3'));
-          delete got['lost+found'];
-          expect(got).toEqual(want);
-        }, 'ro'), { readonly: true });
+      await withNbdfuse(
+        second.uri,
+        dir.join('fuse3'),
+        (nbd) =>
+          withLoopMount(
+            nbd,
+            dir.join('mnt3'),
+            async () => {
+              const got = await treeChecksums(dir.join('mnt3'));
+              delete got['lost+found'];
+              expect(got).toEqual(want);
+            },
+            'ro',
+          ),
+        { readonly: true },
+      );
     } finally {
       expect(await second.stop()).toBe(0);
     }

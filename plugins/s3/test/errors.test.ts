@@ -47,7 +47,9 @@ describe('S3 error classification', () => {
     expect(e).toBeInstanceOf(StoreError);
     expect(e.status).toBe(403);
     expect(e.message).toMatch(/^GET disk\/0000000000000000: SignatureDoesNotMatch: .*wrong secret key/);
-    expect(toStoreError(sdkError('Unknown', 403), 'HEAD k').message).toMatch(/HTTP 403 Forbidden \(wrong credentials or no permission\)/);
+    expect(toStoreError(sdkError('Unknown', 403), 'HEAD k').message).toMatch(
+      /HTTP 403 Forbidden \(wrong credentials or no permission\)/,
+    );
     const same = new StoreError('fatal', 'x');
     expect(toStoreError(same, 'y')).toBe(same);
   });

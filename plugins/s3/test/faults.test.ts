@@ -9,7 +9,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ensureCeph, Forwarder, nbdinfoJson, nbdsh, startNbdts, type CephEnv, type ServerProcess,
+  ensureCeph,
+  Forwarder,
+  nbdinfoJson,
+  nbdsh,
+  startNbdts,
+  type CephEnv,
+  type ServerProcess,
 } from '@nbdts/testkit';
 import type { S3Store } from '../src/s3-store.ts';
 import { createBucket, removeBucket, uniqueBucket } from './helpers.ts';
@@ -38,8 +44,17 @@ afterAll(async () => {
 
 /** `nbdts s3` on a private Unix socket, keys in the environment, RGW at `endpoint`. */
 async function serve(endpoint: string, params: string[]): Promise<ServerProcess> {
-  const srv = await startNbdts(['s3', `endpoint-url=${endpoint}`, 'access-key=env:NBDTS_TEST_S3_AK',
-    'secret-key=env:NBDTS_TEST_S3_SK', `bucket=${store.bucket}`, ...params], { env: keyEnv, startTimeoutMs: 60_000 });
+  const srv = await startNbdts(
+    [
+      's3',
+      `endpoint-url=${endpoint}`,
+      'access-key=env:NBDTS_TEST_S3_AK',
+      'secret-key=env:NBDTS_TEST_S3_SK',
+      `bucket=${store.bucket}`,
+      ...params,
+    ],
+    { env: keyEnv, startTimeoutMs: 60_000 },
+  );
   servers.add(srv);
   return srv;
 }
@@ -83,12 +98,20 @@ const ATTEMPT = [
   '    print(label, out, int(time.time() * 1000), flush=True)',
 ];
 
-interface Outcome { result: string; at: number }
+interface Outcome {
+  result: string;
+  at: number;
+}
 function outcomes(stdout: string): Record<string, Outcome> {
-  return Object.fromEntries(stdout.trim().split('\n').map((l) => {
-    const [label, result, at] = l.split(' ');
-    return [label!, { result: result!, at: Number(at) }];
-  }));
+  return Object.fromEntries(
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [label, result, at] = l.split(' ');
+        return [label!, { result: result!, at: Number(at) }];
+      }),
+  );
 }
 
 /** Needs the store: either failed with EIO, or succeeded (with the right data) only once the store was back. */
@@ -115,18 +138,28 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
       await py(srv.uri, 'h.pwrite(b"\\xa1" * 1048576, 0); h.flush()');
 
       await fwd.down();
-      const refused = await fetch(fwd.base).then(() => 'answered', () => 'refused');
+      const refused = await fetch(fwd.base).then(
+        () => 'answered',
+        () => 'refused',
+      );
       expect(refused).toBe('refused');
       // Writes land in the cache: B (whole objects 8-9, no read needed) and a patch inside cached object 0.
       // Then a flush (needs RGW) on one connection and a read of the uncached object 12 (needs RGW) on another.
-      const writeFlush = nbdsh([...ATTEMPT,
-        'attempt("write", lambda: h.pwrite(b"\\xb2" * 524288, 2097152))',
-        'attempt("patch", lambda: h.pwrite(b"\\xd4" * 4096, 102400))',
-        'attempt("flush", lambda: h.flush())',
-      ].join('\n'), srv.uri, { timeoutMs: 50_000 });
-      const read = nbdsh([...ATTEMPT,
-        `attempt("read", lambda: h.pread(262144, 3145728), "${sha256(stored)}")`,
-      ].join('\n'), srv.uri, { timeoutMs: 50_000 });
+      const writeFlush = nbdsh(
+        [
+          ...ATTEMPT,
+          'attempt("write", lambda: h.pwrite(b"\\xb2" * 524288, 2097152))',
+          'attempt("patch", lambda: h.pwrite(b"\\xd4" * 4096, 102400))',
+          'attempt("flush", lambda: h.flush())',
+        ].join('\n'),
+        srv.uri,
+        { timeoutMs: 50_000 },
+      );
+      const read = nbdsh(
+        [...ATTEMPT, `attempt("read", lambda: h.pread(262144, 3145728), "${sha256(stored)}")`].join('\n'),
+        srv.uri,
+        { timeoutMs: 50_000 },
+      );
       // The server itself stays up: a new client connects and negotiates.
       await new Promise((r) => setTimeout(r, 1500));
       const info = await nbdinfoJson(srv.uri);
@@ -147,7 +180,10 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
       expectWaitedOrEio(o.read, backAt, 'uncached read during the outage');
 
       // Back: a flush succeeds (whatever failed is still dirty and stored now), the object reads right.
-      await py(srv.uri, `h.flush(); import hashlib; assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${sha256(stored)}"`);
+      await py(
+        srv.uri,
+        `h.flush(); import hashlib; assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${sha256(stored)}"`,
+      );
       expect(await stop(srv)).toBe(0);
       expect(srv.stderr()).not.toMatch(/uncaught|unhandled/i);
     } finally {
@@ -156,15 +192,18 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
 
     // A new server straight to RGW (no force=true: the first released its lock) reads everything back.
     srv = await serve(env.endpoint, [`key=${key}`, ...geometry]);
-    await py(srv.uri, [
-      'import hashlib',
-      'a = bytearray(b"\\xa1" * 1048576); a[102400:106496] = b"\\xd4" * 4096',
-      'assert h.pread(1048576, 0) == bytes(a), "data from before the outage, patched during it"',
-      'assert h.pread(524288, 2097152) == b"\\xb2" * 524288, "data written during the outage"',
-      `assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${sha256(stored)}", "object stored before"`,
-      'assert h.pread(1048576, 1048576) == bytes(1048576)',
-      'assert h.pread(4194304, 4194304) == bytes(4194304)',
-    ].join('\n'));
+    await py(
+      srv.uri,
+      [
+        'import hashlib',
+        'a = bytearray(b"\\xa1" * 1048576); a[102400:106496] = b"\\xd4" * 4096',
+        'assert h.pread(1048576, 0) == bytes(a), "data from before the outage, patched during it"',
+        'assert h.pread(524288, 2097152) == b"\\xb2" * 524288, "data written during the outage"',
+        `assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${sha256(stored)}", "object stored before"`,
+        'assert h.pread(1048576, 1048576) == bytes(1048576)',
+        'assert h.pread(4194304, 4194304) == bytes(4194304)',
+      ].join('\n'),
+    );
     expect(await stop(srv)).toBe(0);
   });
 
@@ -180,10 +219,15 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
       await py(srv.uri, `import hashlib; assert hashlib.sha256(h.pread(262144, 0)).hexdigest() == "${chunk(0)}"`);
 
       await fwd.down();
-      const during = nbdsh([...ATTEMPT,
-        `attempt("cached", lambda: h.pread(262144, 0), "${chunk(0)}")`,
-        `attempt("read", lambda: h.pread(262144, 2097152), "${chunk(2 * MiB)}")`,
-      ].join('\n'), srv.uri, { timeoutMs: 50_000 });
+      const during = nbdsh(
+        [
+          ...ATTEMPT,
+          `attempt("cached", lambda: h.pread(262144, 0), "${chunk(0)}")`,
+          `attempt("read", lambda: h.pread(262144, 2097152), "${chunk(2 * MiB)}")`,
+        ].join('\n'),
+        srv.uri,
+        { timeoutMs: 50_000 },
+      );
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
       backAt = Date.now();
       await fwd.up();
@@ -193,11 +237,14 @@ describe('nbdts s3: RGW stopped mid-run and restarted', { timeout: 60_000 }, () 
       const o = outcomes(r.stdout);
       expect(o.cached?.result, 'a cached range is served while RGW is unreachable').toBe('ok');
       expectWaitedOrEio(o.read, backAt, 'uncached read during the outage');
-      await py(srv.uri, [
-        'import hashlib',
-        `assert hashlib.sha256(h.pread(262144, 2097152)).hexdigest() == "${chunk(2 * MiB)}"`,
-        `assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${chunk(3 * MiB)}"`,
-      ].join('\n'));
+      await py(
+        srv.uri,
+        [
+          'import hashlib',
+          `assert hashlib.sha256(h.pread(262144, 2097152)).hexdigest() == "${chunk(2 * MiB)}"`,
+          `assert hashlib.sha256(h.pread(262144, 3145728)).hexdigest() == "${chunk(3 * MiB)}"`,
+        ].join('\n'),
+      );
       expect(await stop(srv)).toBe(0);
       expect(srv.stderr()).not.toMatch(/uncaught|unhandled/i);
     } finally {

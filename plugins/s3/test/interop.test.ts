@@ -41,21 +41,43 @@ describe('split disks shared with nbdkit S3', () => {
 
   /** nbdkit -U - S3 ... --run SCRIPT, with Debian's python3 (boto3) first on PATH and the keys from the environment. */
   async function nbdkit(key: string, script: string): Promise<void> {
-    await runOk(requireTool('nbdkit'), [
-      '-U', '-', 'S3', `endpoint-url=${env.endpoint}`, `bucket=${store.bucket}`, `key=${key}`,
-      `size=${SIZE}`, 'object-size=64K', '--run', script,
-    ], {
-      // boto3 reads the keys from the environment: they stay out of the command line.
-      env: { PATH: systemFirstPath(), AWS_ACCESS_KEY_ID: env.accessKey, AWS_SECRET_ACCESS_KEY: env.secretKey, AWS_DEFAULT_REGION: 'us-east-1' },
-      timeoutMs: 120_000,
-    });
+    await runOk(
+      requireTool('nbdkit'),
+      [
+        '-U',
+        '-',
+        'S3',
+        `endpoint-url=${env.endpoint}`,
+        `bucket=${store.bucket}`,
+        `key=${key}`,
+        `size=${SIZE}`,
+        'object-size=64K',
+        '--run',
+        script,
+      ],
+      {
+        // boto3 reads the keys from the environment: they stay out of the command line.
+        env: {
+          PATH: systemFirstPath(),
+          AWS_ACCESS_KEY_ID: env.accessKey,
+          AWS_SECRET_ACCESS_KEY: env.secretKey,
+          AWS_DEFAULT_REGION: 'us-east-1',
+        },
+        timeoutMs: 120_000,
+      },
+    );
   }
 
   async function ours(key: string): Promise<{ plugin: Plugin<S3Config, S3Disk>; h: S3Disk }> {
     const plugin = createS3Plugin() as Plugin<S3Config, S3Disk>;
     const config = await s3Config.parseAsync({
-      endpointUrl: env.endpoint, accessKey: env.accessKey, secretKey: env.secretKey,
-      bucket: store.bucket, key, size: String(SIZE), objectSize: '64K',
+      endpointUrl: env.endpoint,
+      accessKey: env.accessKey,
+      secretKey: env.secretKey,
+      bucket: store.bucket,
+      key,
+      size: String(SIZE),
+      objectSize: '64K',
     });
     await plugin.configComplete!(config);
     await plugin.getReady!(config, { readonly: false });

@@ -53,7 +53,9 @@ describe('s3 plugin on Ceph RGW', () => {
     await store.put('image.raw', image, { md5: md5Hex(image) });
     creds = { endpointUrl: env.endpoint, accessKey: env.accessKey, secretKey: env.secretKey, bucket: store.bucket };
   });
-  afterAll(async () => { if (store) await removeBucket(store); });
+  afterAll(async () => {
+    if (store) await removeBucket(store);
+  });
 
   it('serves one object read-only with ranged GETs', async () => {
     const { plugin, h } = await start({ ...creds, key: 'image.raw', chunkSize: '256K', readahead: '2' });
@@ -90,7 +92,12 @@ describe('s3 plugin on Ceph RGW', () => {
       await plugin.flush!(h, 0);
       const keys: string[] = [];
       for await (const o of store.list('split1/')) keys.push(o.key);
-      expect(keys).toEqual(['split1/0000000000000000', 'split1/0000000000000001', 'split1/0000000000000006', 'split1/nbdts-lock']);
+      expect(keys).toEqual([
+        'split1/0000000000000000',
+        'split1/0000000000000001',
+        'split1/0000000000000006',
+        'split1/nbdts-lock',
+      ]);
       expect((await read(plugin, h, 100_000, 300_000)).equals(data)).toBe(true);
       const ext = await plugin.extents!(h, 2 * 1024 * 1024, 0, 0);
       expect(ext[0]).toMatchObject({ offset: 0, length: 512 * 1024, type: ExtentType.DATA });
@@ -116,7 +123,13 @@ describe('s3 plugin on Ceph RGW', () => {
 
   it('verify-etag=false (SSE-KMS buckets) still stores and reads back; the check is on by default', async () => {
     expect((await parse({ ...creds, key: 'k' })).verifyEtag).toBe(true);
-    const { plugin, h } = await start({ ...creds, key: 'noverify', size: '1M', objectSize: '256K', verifyEtag: 'false' });
+    const { plugin, h } = await start({
+      ...creds,
+      key: 'noverify',
+      size: '1M',
+      objectSize: '256K',
+      verifyEtag: 'false',
+    });
     try {
       const data = randomBytes(300_000);
       await plugin.pwrite!(h, data, 4096, Flag.FUA);
@@ -163,11 +176,21 @@ describe('s3 plugin on Ceph RGW', () => {
 
   it('explains start-up problems in one line', async () => {
     // RGW with STS enabled (for the session-token tests) answers bad credentials with AccessDenied.
-    expect(await startFails({ ...creds, key: 'image.raw', secretKey: 'wrong' })).toMatch(/denied.*(SignatureDoesNotMatch|AccessDenied).*secret-key/);
-    expect(await startFails({ ...creds, key: 'image.raw', accessKey: 'NOSUCHKEY00000000000' })).toMatch(/denied.*(InvalidAccessKeyId|AccessDenied).*access-key/);
-    expect(await startFails({ ...creds, bucket: 'no-such-bucket-here', key: 'x' })).toMatch(/bucket no-such-bucket-here does not exist/);
-    expect(await startFails({ ...creds, key: 'no/such/object' })).toMatch(/object 'no\/such\/object' not found in bucket/);
-    expect(await startFails({ ...creds, key: 'image.raw', endpointUrl: 'http://127.0.0.1:1' })).toMatch(/cannot reach http:\/\/127.0.0.1:1 \(ECONNREFUSED\)/);
+    expect(await startFails({ ...creds, key: 'image.raw', secretKey: 'wrong' })).toMatch(
+      /denied.*(SignatureDoesNotMatch|AccessDenied).*secret-key/,
+    );
+    expect(await startFails({ ...creds, key: 'image.raw', accessKey: 'NOSUCHKEY00000000000' })).toMatch(
+      /denied.*(InvalidAccessKeyId|AccessDenied).*access-key/,
+    );
+    expect(await startFails({ ...creds, bucket: 'no-such-bucket-here', key: 'x' })).toMatch(
+      /bucket no-such-bucket-here does not exist/,
+    );
+    expect(await startFails({ ...creds, key: 'no/such/object' })).toMatch(
+      /object 'no\/such\/object' not found in bucket/,
+    );
+    expect(await startFails({ ...creds, key: 'image.raw', endpointUrl: 'http://127.0.0.1:1' })).toMatch(
+      /cannot reach http:\/\/127.0.0.1:1 \(ECONNREFUSED\)/,
+    );
   });
 
   it('says when no credentials are found', async () => {
@@ -178,7 +201,9 @@ describe('s3 plugin on Ceph RGW', () => {
       process.env.AWS_CONFIG_FILE = '/nonexistent/config';
       // Never ask the EC2 metadata address (tests talk to 127.0.0.1 only).
       process.env.AWS_EC2_METADATA_DISABLED = 'true';
-      expect(await startFails({ endpointUrl: env.endpoint, bucket: store.bucket, key: 'image.raw' })).toMatch(/no AWS credentials found/);
+      expect(await startFails({ endpointUrl: env.endpoint, bucket: store.bucket, key: 'image.raw' })).toMatch(
+        /no AWS credentials found/,
+      );
     } finally {
       for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
       Object.assign(process.env, saved);
@@ -200,11 +225,19 @@ describe('s3 plugin on Ceph RGW', () => {
       await viaEnv.plugin.unload!();
       delete process.env.AWS_ACCESS_KEY_ID;
       delete process.env.AWS_SECRET_ACCESS_KEY;
-      writeFileSync(`${home}/credentials`, `[nbdts-test]\naws_access_key_id = ${env.accessKey}\naws_secret_access_key = ${env.secretKey}\n`);
+      writeFileSync(
+        `${home}/credentials`,
+        `[nbdts-test]\naws_access_key_id = ${env.accessKey}\naws_secret_access_key = ${env.secretKey}\n`,
+      );
       writeFileSync(`${home}/config`, '[profile nbdts-test]\nregion = us-east-1\n');
       process.env.AWS_SHARED_CREDENTIALS_FILE = `${home}/credentials`;
       process.env.AWS_CONFIG_FILE = `${home}/config`;
-      const viaProfile = await start({ endpointUrl: env.endpoint, bucket: store.bucket, key: 'image.raw', profile: 'nbdts-test' });
+      const viaProfile = await start({
+        endpointUrl: env.endpoint,
+        bucket: store.bucket,
+        key: 'image.raw',
+        profile: 'nbdts-test',
+      });
       expect((await read(viaProfile.plugin, viaProfile.h, 0, 512)).equals(image.subarray(0, 512))).toBe(true);
       await viaProfile.plugin.unload!();
     } finally {
@@ -217,7 +250,12 @@ describe('s3 plugin on Ceph RGW', () => {
   it('reads a public object anonymously', async () => {
     const { PutObjectAclCommand } = await import('@aws-sdk/client-s3');
     await store.client.send(new PutObjectAclCommand({ Bucket: store.bucket, Key: 'image.raw', ACL: 'public-read' }));
-    const { plugin, h } = await start({ endpointUrl: env.endpoint, bucket: store.bucket, key: 'image.raw', anonymous: 'true' });
+    const { plugin, h } = await start({
+      endpointUrl: env.endpoint,
+      bucket: store.bucket,
+      key: 'image.raw',
+      anonymous: 'true',
+    });
     try {
       expect(await plugin.getSize(h)).toBe(image.length);
       expect((await read(plugin, h, 5000, 5000)).equals(image.subarray(5000, 10000))).toBe(true);

@@ -31,7 +31,9 @@ describe('S3Store against Ceph RGW', () => {
     store = await createBucket(env, uniqueBucket('adapter'));
     await store.put('obj', data, { md5: md5Hex(data) });
   });
-  afterAll(async () => { if (store) await removeBucket(store); });
+  afterAll(async () => {
+    if (store) await removeBucket(store);
+  });
 
   it('puts and gets a whole object, ETag = MD5', async () => {
     const body = randomBytes(4096);
@@ -146,7 +148,10 @@ describe('S3Store against Ceph RGW', () => {
     await up.complete();
     const h = await store.head('multi');
     expect(h!.size).toBe(part1.length + part2.length);
-    expect((await store.get('multi', { offset: part1.length - 10, length: 20 }))!
-      .equals(Buffer.concat([part1.subarray(-10), part2.subarray(0, 10)]))).toBe(true);
+    expect(
+      (await store.get('multi', { offset: part1.length - 10, length: 20 }))!.equals(
+        Buffer.concat([part1.subarray(-10), part2.subarray(0, 10)]),
+      ),
+    ).toBe(true);
   });
 });

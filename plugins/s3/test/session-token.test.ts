@@ -32,7 +32,7 @@ function tempEnv(token = temp.sessionToken): Record<string, string> {
 const tempParams = ['access-key=env:STS_AK', 'secret-key=env:STS_SK', 'session-token=env:STS_TOKEN'];
 
 describe('nbdts s3 with temporary credentials (session-token=)', { timeout: 90_000 }, () => {
-  it('the temporary credentials differ from the user\'s own', () => {
+  it("the temporary credentials differ from the user's own", () => {
     expect(temp.accessKeyId).not.toBe(env.accessKey);
     expect(temp.sessionToken.length).toBeGreaterThan(20);
   });
@@ -40,8 +40,16 @@ describe('nbdts s3 with temporary credentials (session-token=)', { timeout: 90_0
   it('writes and reads a split disk; the token never appears in the log', async () => {
     const image = dir.join('src.img');
     writeFileSync(image, randomBytes(8 << 20));
-    const args = ['-v', 's3', `endpoint-url=${env.endpoint}`, `bucket=${store.bucket}`, 'key=sts-disk',
-      'size=8M', 'object-size=1M', ...tempParams];
+    const args = [
+      '-v',
+      's3',
+      `endpoint-url=${env.endpoint}`,
+      `bucket=${store.bucket}`,
+      'key=sts-disk',
+      'size=8M',
+      'object-size=1M',
+      ...tempParams,
+    ];
     const writer = await startNbdts(args, { env: tempEnv() });
     let log = '';
     try {
@@ -65,9 +73,22 @@ describe('nbdts s3 with temporary credentials (session-token=)', { timeout: 90_0
 
   it('a session token that was not issued is refused at start, in one line', async () => {
     const forged = `${temp.sessionToken.slice(0, -8)}AAAAAAAA`;
-    const r = await run(process.execPath, [nbdtsBin, '-U', dir.join('never.sock'), 's3', `endpoint-url=${env.endpoint}`,
-      `bucket=${store.bucket}`, 'key=sts-disk', 'size=8M', 'object-size=1M', ...tempParams],
-    { env: tempEnv(forged), timeoutMs: 60_000 });
+    const r = await run(
+      process.execPath,
+      [
+        nbdtsBin,
+        '-U',
+        dir.join('never.sock'),
+        's3',
+        `endpoint-url=${env.endpoint}`,
+        `bucket=${store.bucket}`,
+        'key=sts-disk',
+        'size=8M',
+        'object-size=1M',
+        ...tempParams,
+      ],
+      { env: tempEnv(forged), timeoutMs: 60_000 },
+    );
     expect(r.timedOut).toBe(false);
     expect(r.code, r.stderr).toBe(1);
     const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');

@@ -9,25 +9,44 @@ import { classifyKind, isNoSuchKey } from '../src/errors.ts';
 import { S3Signer } from '../src/signer.ts';
 
 interface WireRequest {
-  method: string; protocol: string; hostname: string; port?: number; path: string; query: Record<string, string>; headers: Record<string, string>;
+  method: string;
+  protocol: string;
+  hostname: string;
+  port?: number;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
 }
 
 /** Thrown by the request handler with what the SDK would have sent (an Error, so the SDK passes it through). */
 class Sent extends Error {
   readonly request: WireRequest;
 
-  constructor(request: WireRequest) { super('captured');
-    this.request = request; }
+  constructor(request: WireRequest) {
+    super('captured');
+    this.request = request;
+  }
 }
 
-const creds = { accessKeyId: 'AKIDEXAMPLE0000000', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY', sessionToken: 'FwoGZXIvYXdzEJr//////////token' };
+const creds = {
+  accessKeyId: 'AKIDEXAMPLE0000000',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  sessionToken: 'FwoGZXIvYXdzEJr//////////token',
+};
 
 /** An SDK client that signs like the plugin's but hands the finished request to us instead of sending it. */
 function capturingClient(extra: Partial<S3ClientConfig>): S3Client {
   return new S3Client({
-    region: 'us-east-1', maxAttempts: 1, credentials: creds,
-    requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { handle: async (request: WireRequest) => { throw new Sent(request); } } as never,
+    region: 'us-east-1',
+    maxAttempts: 1,
+    credentials: creds,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      handle: async (request: WireRequest) => {
+        throw new Sent(request);
+      },
+    } as never,
     ...extra,
   });
 }
@@ -52,12 +71,16 @@ async function ourAuthorization(r: WireRequest, region: string): Promise<string>
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(r.headers)) {
     const name = k.toLowerCase();
-    if (name !== 'authorization' && name !== 'host' && name !== 'x-amz-date' && name !== 'x-amz-security-token') headers[name] = v;
+    if (name !== 'authorization' && name !== 'host' && name !== 'x-amz-date' && name !== 'x-amz-security-token')
+      headers[name] = v;
   }
   const signer = new S3Signer({ credentials: async () => creds, region });
   const host = r.port ? `${r.hostname}:${r.port}` : r.hostname;
   // The SDK adds ?x-id=GetObject (our requests have no query): signed the same way.
-  const signed = await signer.sign({ method: r.method, host, path: r.path, headers, query: r.query }, amzDate(r.headers['x-amz-date']!));
+  const signed = await signer.sign(
+    { method: r.method, host, path: r.path, headers, query: r.query },
+    amzDate(r.headers['x-amz-date']!),
+  );
   expect(signed['x-amz-date']).toBe(r.headers['x-amz-date']);
   expect(signed['x-amz-security-token']).toBe(creds.sessionToken);
   expect(signed).not.toHaveProperty('host');
@@ -65,8 +88,17 @@ async function ourAuthorization(r: WireRequest, region: string): Promise<string>
 }
 
 const KEYS = [
-  'disk.img', 'vol/000000000000002a', 'a b/c+d', "x!'()*~._-y", 'ünïcødé/€', 'q?x#y&z=1', 'per%cent', '/lead', 'trail/',
-  'a//b', 'semi;colon,comma:colon@at$dollar',
+  'disk.img',
+  'vol/000000000000002a',
+  'a b/c+d',
+  "x!'()*~._-y",
+  'ünïcødé/€',
+  'q?x#y&z=1',
+  'per%cent',
+  '/lead',
+  'trail/',
+  'a//b',
+  'semi;colon,comma:colon@at$dollar',
 ];
 
 describe('direct path: SigV4 as the SDK signs it', () => {
@@ -80,10 +112,19 @@ describe('direct path: SigV4 as the SDK signs it', () => {
 
   it('PUT with Content-MD5, metadata and If-None-Match: same signature', async () => {
     const body = Buffer.from('hello world');
-    const r = await sdkRequest(pathStyle, new PutObjectCommand({
-      Bucket: 'bkt', Key: 'vol/nbdts-lock', Body: body, ContentLength: body.length, ContentMD5: 'XrY7u+Ae7tCTyyK7j1rNww==',
-      IfNoneMatch: '*', Metadata: { 'nbdts-owner': 'host/1/x' }, ContentType: 'application/json',
-    }));
+    const r = await sdkRequest(
+      pathStyle,
+      new PutObjectCommand({
+        Bucket: 'bkt',
+        Key: 'vol/nbdts-lock',
+        Body: body,
+        ContentLength: body.length,
+        ContentMD5: 'XrY7u+Ae7tCTyyK7j1rNww==',
+        IfNoneMatch: '*',
+        Metadata: { 'nbdts-owner': 'host/1/x' },
+        ContentType: 'application/json',
+      }),
+    );
     expect(r.headers['content-md5']).toBe('XrY7u+Ae7tCTyyK7j1rNww==');
     expect(await ourAuthorization(r, 'us-east-1')).toBe(r.headers.authorization);
   });
@@ -104,7 +145,11 @@ describe('direct path: addressing as the SDK does it', () => {
     ['endpoint with a path', { endpoint: 'http://127.0.0.1:7480/s3', forcePathStyle: true }, 'http://127.0.0.1:7480'],
     ['AWS virtual-hosted', { region: 'ap-southeast-2' }, 'https://my-bucket.s3.ap-southeast-2.amazonaws.com'],
     ['AWS path-style', { region: 'us-west-2', forcePathStyle: true }, 'https://s3.us-west-2.amazonaws.com'],
-    ['virtual-hosted custom endpoint, default port', { endpoint: 'https://minio.example', forcePathStyle: false }, 'https://my-bucket.minio.example'],
+    [
+      'virtual-hosted custom endpoint, default port',
+      { endpoint: 'https://minio.example', forcePathStyle: false },
+      'https://my-bucket.minio.example',
+    ],
   ];
 
   it.each(cases)('%s', async (_name, config, origin) => {
@@ -137,8 +182,11 @@ describe('direct path: S3 error answers', () => {
   const xml = (code: string, message = `${code} message`) =>
     `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message><RequestId>tx1</RequestId></Error>`;
 
-  it('parses the code and message, classified as the SDK\'s errors are', () => {
-    const e = answer(403, xml('SignatureDoesNotMatch', 'The request signature we calculated does not match &amp; so on'));
+  it("parses the code and message, classified as the SDK's errors are", () => {
+    const e = answer(
+      403,
+      xml('SignatureDoesNotMatch', 'The request signature we calculated does not match &amp; so on'),
+    );
     expect(e.name).toBe('SignatureDoesNotMatch');
     expect(e.message).toBe('The request signature we calculated does not match & so on');
     expect(classifyKind(e)).toBe('auth');
@@ -164,6 +212,8 @@ describe('direct path: S3 error answers', () => {
   it('reads the bucket region of a redirect', () => {
     const e = answer(301, xml('PermanentRedirect'), { 'x-amz-bucket-region': 'eu-central-1' });
     expect(e.region).toBe('eu-central-1');
-    expect(answer(400, `<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-west-3</Region></Error>`).region).toBe('eu-west-3');
+    expect(
+      answer(400, `<Error><Code>AuthorizationHeaderMalformed</Code><Region>eu-west-3</Region></Error>`).region,
+    ).toBe('eu-west-3');
   });
 });

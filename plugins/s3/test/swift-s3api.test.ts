@@ -18,15 +18,20 @@ describe('S3Store against Swift s3api', () => {
     target = { endpoint: env.s3Endpoint, accessKey: env.s3AccessKey, secretKey: env.s3SecretKey };
     store = await createBucket(target, uniqueBucket('s3api'));
   });
-  afterAll(async () => { if (store) await removeBucket(store); });
+  afterAll(async () => {
+    if (store) await removeBucket(store);
+  });
 
   it('puts with Content-MD5, gets ranges, heads, lists with pagination, deletes', async () => {
     const data = randomBytes(50_000);
     expect(await store.put('disk/0000000000000000', data, { md5: md5Hex(data) })).toBe(md5Hex(data));
-    expect((await store.get('disk/0000000000000000', { offset: 100, length: 1000 }))!.equals(data.subarray(100, 1100))).toBe(true);
+    expect(
+      (await store.get('disk/0000000000000000', { offset: 100, length: 1000 }))!.equals(data.subarray(100, 1100)),
+    ).toBe(true);
     expect((await store.head('disk/0000000000000000'))!.size).toBe(50_000);
     expect(await store.get('disk/0000000000000001')).toBeNull();
-    for (let i = 1; i < 5; i++) await store.put(`disk/${i.toString(16).padStart(16, '0')}`, data, { md5: md5Hex(data) });
+    for (let i = 1; i < 5; i++)
+      await store.put(`disk/${i.toString(16).padStart(16, '0')}`, data, { md5: md5Hex(data) });
     const small = storeFor(target, store.bucket, { listPageSize: 2 });
     const keys: string[] = [];
     for await (const o of small.list('disk/')) keys.push(o.key);
@@ -37,7 +42,9 @@ describe('S3Store against Swift s3api', () => {
   });
 
   it('rejects a wrong Content-MD5', async () => {
-    const err = await store.put('bad', Buffer.from('body'), { md5: md5Hex(Buffer.from('other')) }).catch((e: unknown) => e);
+    const err = await store
+      .put('bad', Buffer.from('body'), { md5: md5Hex(Buffer.from('other')) })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect((err as StoreError).message).toMatch(/BadDigest|InvalidDigest/);
   });
@@ -65,10 +72,20 @@ describe('S3Store against Swift s3api', () => {
   });
 
   it('split mode: the lock needs conditional PUTs, lock=false serves without it', async () => {
-    const params = { endpointUrl: target.endpoint, accessKey: target.accessKey, secretKey: target.secretKey,
-      bucket: store.bucket, key: 'vol', size: '1M', objectSize: '64K' };
+    const params = {
+      endpointUrl: target.endpoint,
+      accessKey: target.accessKey,
+      secretKey: target.secretKey,
+      bucket: store.bucket,
+      key: 'vol',
+      size: '1M',
+      objectSize: '64K',
+    };
     const locked = createS3Plugin();
-    const err = await Promise.resolve(locked.getReady!(await s3Config.parseAsync(params), { readonly: false })).then(() => null, (e: unknown) => e);
+    const err = await Promise.resolve(locked.getReady!(await s3Config.parseAsync(params), { readonly: false })).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toMatch(/does not support conditional PUTs.*lock=false/);
     const plugin = createS3Plugin();

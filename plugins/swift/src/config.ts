@@ -7,8 +7,14 @@ const opt = () => z.string().min(1, 'must not be empty').optional();
 /** Parameters of `nbdts swift ...` (camelCase here, kebab-case on the command line). */
 export const swiftConfig = z.object({
   container: opt().describe('Container holding the disk. Without it, every container in secrets= is an export'),
-  authUrl: param.url().optional().describe('Auth URL: tempauth http://host:8080/auth/v1.0, Keystone https://host:5000/v3'),
-  authVersion: z.enum(['1', '2', '3']).optional().describe('Auth protocol; guessed from auth-url (/v3 -> 3, /v2.0 -> 2, else 1)'),
+  authUrl: param
+    .url()
+    .optional()
+    .describe('Auth URL: tempauth http://host:8080/auth/v1.0, Keystone https://host:5000/v3'),
+  authVersion: z
+    .enum(['1', '2', '3'])
+    .optional()
+    .describe('Auth protocol; guessed from auth-url (/v3 -> 3, /v2.0 -> 2, else 1)'),
   username: opt().describe('User: account:user for tempauth (v1), the user name for Keystone'),
   password: param.secret().optional().describe('Password (v1: the key): +FILE, -, -FD, env:NAME or the value'),
   userId: opt().describe('Keystone user id (instead of username)'),
@@ -19,18 +25,37 @@ export const swiftConfig = z.object({
   projectDomainName: opt().describe("Keystone v3 project's domain (default: the user's)"),
   projectDomainId: opt().describe("Keystone v3 project's domain id"),
   region: opt().describe('Region of the object-store endpoint in the catalog'),
-  interface: z.enum(['public', 'internal', 'admin']).optional().describe('Catalog endpoint interface (default: public)'),
+  interface: z
+    .enum(['public', 'internal', 'admin'])
+    .optional()
+    .describe('Catalog endpoint interface (default: public)'),
   applicationCredentialId: opt().describe('Keystone v3 application credential id'),
   applicationCredentialName: opt().describe('Keystone v3 application credential name (with username)'),
   applicationCredentialSecret: param.secret().optional().describe('Application credential secret'),
-  storageUrl: param.url().optional().describe('Account URL (…/v1/AUTH_x): with token= skips auth, else overrides the catalog'),
+  storageUrl: param
+    .url()
+    .optional()
+    .describe('Account URL (…/v1/AUTH_x): with token= skips auth, else overrides the catalog'),
   token: param.secret().optional().describe('A token to use as is (with storage-url=); it is not renewed'),
-  secrets: param.path().optional().describe('swiftnbd secrets file: [container] sections with username, password, authurl, read-only'),
-  size: param.size().optional().describe('Set up a container that is not a disk yet with this size (a multiple of object-size)'),
-  objectSize: param.size().optional().describe('Object size for a container set up by size= (default 1M; swiftnbd used 64K)'),
+  secrets: param
+    .path()
+    .optional()
+    .describe('swiftnbd secrets file: [container] sections with username, password, authurl, read-only'),
+  size: param
+    .size()
+    .optional()
+    .describe('Set up a container that is not a disk yet with this size (a multiple of object-size)'),
+  objectSize: param
+    .size()
+    .optional()
+    .describe('Object size for a container set up by size= (default 1M; swiftnbd used 64K)'),
   cacheSize: param.size().optional().describe('Memory for cached objects per container (default 256M)'),
-  cache: z.enum(['writeback', 'writethrough']).default('writeback')
-    .describe('writeback: writes complete in memory and are stored within ~1 s or at flush; writethrough: stored before they complete'),
+  cache: z
+    .enum(['writeback', 'writethrough'])
+    .default('writeback')
+    .describe(
+      'writeback: writes complete in memory and are stored within ~1 s or at flush; writethrough: stored before they complete',
+    ),
   force: param.bool().default(false).describe('Break a lock left by a server that is gone (warns whose lock it was)'),
   connections: param.int(1, 256).default(16).describe('Swift requests in flight at once per container'),
   timeout: param.int(1, 3600).default(60).describe('Seconds before one Swift request is abandoned and retried'),
@@ -62,15 +87,25 @@ function interfaceOf(text: string | undefined, where: string): EndpointInterface
 /** Auth options from the command line alone. */
 export function authFromConfig(c: SwiftConfig): AuthOptions {
   return {
-    authUrl: c.authUrl, authVersion: authVersionOf(c.authVersion, 'auth-version'),
-    username: c.username, password: c.password, userId: c.userId,
-    userDomainName: c.userDomainName, userDomainId: c.userDomainId,
-    projectName: c.projectName, projectId: c.projectId,
-    projectDomainName: c.projectDomainName, projectDomainId: c.projectDomainId,
-    region: c.region, interface: c.interface,
-    applicationCredentialId: c.applicationCredentialId, applicationCredentialName: c.applicationCredentialName,
+    authUrl: c.authUrl,
+    authVersion: authVersionOf(c.authVersion, 'auth-version'),
+    username: c.username,
+    password: c.password,
+    userId: c.userId,
+    userDomainName: c.userDomainName,
+    userDomainId: c.userDomainId,
+    projectName: c.projectName,
+    projectId: c.projectId,
+    projectDomainName: c.projectDomainName,
+    projectDomainId: c.projectDomainId,
+    region: c.region,
+    interface: c.interface,
+    applicationCredentialId: c.applicationCredentialId,
+    applicationCredentialName: c.applicationCredentialName,
     applicationCredentialSecret: c.applicationCredentialSecret,
-    storageUrl: c.storageUrl, token: c.token, timeoutMs: c.timeout * 1000,
+    storageUrl: c.storageUrl,
+    token: c.token,
+    timeoutMs: c.timeout * 1000,
   };
 }
 
@@ -114,7 +149,8 @@ export interface ResolvedExports {
 export function resolveExports(c: SwiftConfig): ResolvedExports {
   const base = authFromConfig(c);
   if (!c.secrets) {
-    if (!c.container) throw new ConfigError('container= is required (or secrets=FILE to serve every container listed in it)');
+    if (!c.container)
+      throw new ConfigError('container= is required (or secrets=FILE to serve every container listed in it)');
     return { exports: [{ container: c.container, auth: base, readOnly: false }], secretsExposed: false };
   }
   const file = readSecretsFile(c.secrets);
@@ -130,7 +166,10 @@ export function resolveExports(c: SwiftConfig): ResolvedExports {
   };
   if (c.container) {
     const s = file.sections.get(c.container);
-    if (!s) throw new ConfigError(`secrets=${c.secrets} has no [${c.container}] section (it has: ${[...file.sections.keys()].join(', ')})`);
+    if (!s)
+      throw new ConfigError(
+        `secrets=${c.secrets} has no [${c.container}] section (it has: ${[...file.sections.keys()].join(', ')})`,
+      );
     return { exports: [toExport(c.container, s)], secretsPath: c.secrets, secretsExposed: file.exposed };
   }
   return {

@@ -23,10 +23,15 @@ export function lockOwner(tag = 'nbdts'): string {
 
 /** swiftnbd writes "who@unixtime"; a lock object's JSON says owner and since. */
 function describeHolder(client: string | undefined, owner: string | undefined): string {
-  return [owner, client && client !== owner ? `(metadata: ${client})` : undefined].filter(Boolean).join(' ') || 'unknown';
+  return (
+    [owner, client && client !== owner ? `(metadata: ${client})` : undefined].filter(Boolean).join(' ') || 'unknown'
+  );
 }
 
-export async function lockContainer(store: SwiftContainerStore, opts: { force?: boolean; owner?: string } = {}): Promise<ContainerLock> {
+export async function lockContainer(
+  store: SwiftContainerStore,
+  opts: { force?: boolean; owner?: string } = {},
+): Promise<ContainerLock> {
   const owner = opts.owner ?? lockOwner();
   const meta = await store.getContainerMeta();
   let mirrored = meta[META.client] || undefined;
@@ -34,8 +39,12 @@ export async function lockContainer(store: SwiftContainerStore, opts: { force?: 
   if (mirrored?.startsWith(`${owner}@`)) mirrored = undefined;
   if (mirrored && !opts.force) {
     const holder = await readLock(store, LOCK_KEY).catch(() => null);
-    throw new ConfigError(`container ${store.container} is in use by ${describeHolder(mirrored, holder?.owner)}. ` +
-      'If no server is using it any more, add force=true (or run nbdts-swift unlock ' + store.container + ').');
+    throw new ConfigError(
+      `container ${store.container} is in use by ${describeHolder(mirrored, holder?.owner)}. ` +
+        'If no server is using it any more, add force=true (or run nbdts-swift unlock ' +
+        store.container +
+        ').',
+    );
   }
   let held: HeldLock;
   try {
@@ -43,14 +52,19 @@ export async function lockContainer(store: SwiftContainerStore, opts: { force?: 
   } catch (err) {
     if (!(err instanceof LockHeldError) || !opts.force) {
       if (err instanceof LockHeldError) {
-        throw new ConfigError(`container ${store.container} is in use by ${describeHolder(mirrored, err.holder?.owner)}` +
-          `${err.holder ? ` since ${err.holder.since}` : ''}. If no server is using it any more, add force=true ` +
-          `(or run nbdts-swift unlock ${store.container}).`, { cause: err });
+        throw new ConfigError(
+          `container ${store.container} is in use by ${describeHolder(mirrored, err.holder?.owner)}` +
+            `${err.holder ? ` since ${err.holder.since}` : ''}. If no server is using it any more, add force=true ` +
+            `(or run nbdts-swift unlock ${store.container}).`,
+          { cause: err },
+        );
       }
       throw err;
     }
     const broken = await breakLock(store, LOCK_KEY);
-    log.warn(`swift: ${store.container}: force=true: breaking the lock held by ${describeHolder(mirrored, broken?.owner)}`);
+    log.warn(
+      `swift: ${store.container}: force=true: breaking the lock held by ${describeHolder(mirrored, broken?.owner)}`,
+    );
     held = await acquireLock(store, LOCK_KEY, owner);
   }
   if (mirrored && opts.force) {

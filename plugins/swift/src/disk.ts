@@ -6,8 +6,11 @@ import { SwiftConnection, SwiftContainerStore, createAuthenticator, type AuthOpt
  * A connection + container store for one container, with a user-facing error when the options do not add up.
  * `requestsInFlight`: the most requests the caller runs at once; there are at least that many sockets, so none waits for one.
  */
-export function containerStore(container: string, auth: AuthOptions,
-  options: { listLimit?: number; requestsInFlight?: number } = {}): SwiftContainerStore {
+export function containerStore(
+  container: string,
+  auth: AuthOptions,
+  options: { listLimit?: number; requestsInFlight?: number } = {},
+): SwiftContainerStore {
   let authenticator;
   try {
     authenticator = createAuthenticator(auth);
@@ -15,8 +18,11 @@ export function containerStore(container: string, auth: AuthOptions,
     throw new ConfigError(`swift: ${container}: ${(err as Error).message}`);
   }
   const connections = Math.max(DEFAULT_CONNECTIONS, options.requestsInFlight ?? 0);
-  return new SwiftContainerStore(new SwiftConnection(authenticator, { timeoutMs: auth.timeoutMs, connections }), container,
-    { listLimit: options.listLimit });
+  return new SwiftContainerStore(
+    new SwiftConnection(authenticator, { timeoutMs: auth.timeoutMs, connections }),
+    container,
+    { listLimit: options.listLimit },
+  );
 }
 
 /** Turn a store failure at start-up into one line that says what to do. */
@@ -25,7 +31,8 @@ export function startupError(container: string, err: unknown): Error {
   if (err instanceof StoreError) {
     const hint = {
       auth: 'check the credentials (username, password, project) and that the user may use this container',
-      transient: 'is Swift running and reachable at that URL? (a busy Swift was given 10 s; a refused connection was not retried)',
+      transient:
+        'is Swift running and reachable at that URL? (a busy Swift was given 10 s; a refused connection was not retried)',
       'missing-container': 'create it with size= or nbdts-swift setup',
       precondition: '',
       fatal: '',

@@ -56,12 +56,27 @@ export function parseFormat(container: string, meta: Record<string, string>): Di
   if (version === undefined || objects === undefined || objectSize === undefined) return null;
   const n = Number(objects);
   const s = Number(objectSize);
-  if (!/^\d+$/.test(objects.trim()) || !Number.isSafeInteger(n) || !/^\d+$/.test(objectSize.trim()) || !Number.isSafeInteger(s) || s < 512) {
-    throw new ConfigError(`container ${container}: bad swiftnbd metadata (objects=${objects}, object-size=${objectSize}); ` +
-      'fix it with nbdts-swift setup --force (same objects and object size keeps the data)');
+  if (
+    !/^\d+$/.test(objects.trim()) ||
+    !Number.isSafeInteger(n) ||
+    !/^\d+$/.test(objectSize.trim()) ||
+    !Number.isSafeInteger(s) ||
+    s < 512
+  ) {
+    throw new ConfigError(
+      `container ${container}: bad swiftnbd metadata (objects=${objects}, object-size=${objectSize}); ` +
+        'fix it with nbdts-swift setup --force (same objects and object size keeps the data)',
+    );
   }
-  if (!Number.isSafeInteger(n * s)) throw new ConfigError(`container ${container}: ${n} objects of ${s} bytes is too large`);
-  return { version, objects: n, objectSize: s, client: meta[META.client] || undefined, last: meta[META.last] || undefined };
+  if (!Number.isSafeInteger(n * s))
+    throw new ConfigError(`container ${container}: ${n} objects of ${s} bytes is too large`);
+  return {
+    version,
+    objects: n,
+    objectSize: s,
+    client: meta[META.client] || undefined,
+    last: meta[META.last] || undefined,
+  };
 }
 
 /** Metadata for a freshly set-up disk. */
@@ -76,7 +91,9 @@ export function formatMeta(objects: number, objectSize: number): Record<string, 
 /** Objects needed for `size` bytes; the size must be a whole number of objects. */
 export function objectsFor(size: number, objectSize: number): number {
   if (size <= 0 || size % objectSize !== 0) {
-    throw new ConfigError(`size ${size} is not a positive multiple of the object size ${objectSize}: swiftnbd disks are a whole number of objects`);
+    throw new ConfigError(
+      `size ${size} is not a positive multiple of the object size ${objectSize}: swiftnbd disks are a whole number of objects`,
+    );
   }
   return size / objectSize;
 }
@@ -110,12 +127,17 @@ export async function setupContainer(store: SwiftContainerStore, o: SetupOptions
   if (meta !== undefined) {
     const existing = parseFormat(store.container, meta);
     if (existing && !o.force) {
-      throw new ConfigError(`container ${store.container} is already set up (${existing.objects} objects of ${existing.objectSize} bytes); ` +
-        'use --force to overwrite its metadata');
+      throw new ConfigError(
+        `container ${store.container} is already set up (${existing.objects} objects of ${existing.objectSize} bytes); ` +
+          'use --force to overwrite its metadata',
+      );
     }
-    if (existing?.client && !o.force) throw new ConfigError(`container ${store.container} is locked by ${existing.client}`);
+    if (existing?.client && !o.force)
+      throw new ConfigError(`container ${store.container} is locked by ${existing.client}`);
     if (!existing && objectCount > 0 && !o.force) {
-      throw new ConfigError(`container ${store.container} has ${objectCount} objects but is not a swiftnbd disk; use --force to set it up anyway`);
+      throw new ConfigError(
+        `container ${store.container} has ${objectCount} objects but is not a swiftnbd disk; use --force to set it up anyway`,
+      );
     }
   }
   await store.create(formatMeta(o.objects, o.objectSize));

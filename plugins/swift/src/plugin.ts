@@ -1,5 +1,12 @@
 import {
-  ConfigError, definePlugin, formatSize, log, NbdError, type ExportInfo, type Plugin, type Support,
+  ConfigError,
+  definePlugin,
+  formatSize,
+  log,
+  NbdError,
+  type ExportInfo,
+  type Plugin,
+  type Support,
 } from '@nbdts/plugin-api';
 import { ObjectDevice, deviceCallbacks, warnBusy, withStartupRetry, type DeviceOptions } from '@nbdts/objstore';
 import type { SwiftContainerStore } from './client/index.ts';
@@ -7,7 +14,14 @@ import { resolveExports, swiftConfig, type ExportSettings, type SwiftConfig } fr
 import { lockContainer, lockOwner, unlockContainer, type ContainerLock } from './container-lock.ts';
 import { containerStore, startupError } from './disk.ts';
 import {
-  DEFAULT_OBJECT_SIZE, FORMAT_VERSION, diskSize, formatMeta, layoutFor, objectsFor, parseFormat, type DiskFormat,
+  DEFAULT_OBJECT_SIZE,
+  FORMAT_VERSION,
+  diskSize,
+  formatMeta,
+  layoutFor,
+  objectsFor,
+  parseFormat,
+  type DiskFormat,
 } from './format.ts';
 
 /** One container being served. */
@@ -46,31 +60,43 @@ async function prepareFormat(store: SwiftContainerStore, config: SwiftConfig): P
   } catch (err) {
     if ((err as { kind?: string }).kind !== 'missing-container') throw err;
     if (config.size === undefined) {
-      throw new ConfigError(`swift: container ${store.container} does not exist: add size= (and object-size=) ` +
-        `to create it as a disk, or run nbdts-swift setup ${store.container} OBJECTS`);
+      throw new ConfigError(
+        `swift: container ${store.container} does not exist: add size= (and object-size=) ` +
+          `to create it as a disk, or run nbdts-swift setup ${store.container} OBJECTS`,
+      );
     }
   }
   let format = meta === undefined ? null : parseFormat(store.container, meta);
   if (format === null) {
     if (config.size === undefined) {
-      throw new ConfigError(`swift: container ${store.container} is not set up as a disk: add size= (and object-size=) ` +
-        `to set it up, or run nbdts-swift setup ${store.container} SIZE`);
+      throw new ConfigError(
+        `swift: container ${store.container} is not set up as a disk: add size= (and object-size=) ` +
+          `to set it up, or run nbdts-swift setup ${store.container} SIZE`,
+      );
     }
     const objectSize = config.objectSize ?? DEFAULT_OBJECT_SIZE;
     const objects = objectsFor(config.size, objectSize);
     await store.create(formatMeta(objects, objectSize));
-    log.info(`swift: ${store.container}: set up a ${formatSize(config.size)} disk of ${objects} objects of ${formatSize(objectSize)}`);
+    log.info(
+      `swift: ${store.container}: set up a ${formatSize(config.size)} disk of ${objects} objects of ${formatSize(objectSize)}`,
+    );
     format = { version: FORMAT_VERSION, objects, objectSize, client: undefined, last: undefined };
   } else {
     if (config.size !== undefined && config.size !== diskSize(format)) {
-      throw new ConfigError(`swift: container ${store.container} is a ${formatSize(diskSize(format))} disk but size=${config.size}: ` +
-        'resizing is not supported (leave size= out to use it as it is)');
+      throw new ConfigError(
+        `swift: container ${store.container} is a ${formatSize(diskSize(format))} disk but size=${config.size}: ` +
+          'resizing is not supported (leave size= out to use it as it is)',
+      );
     }
     if (config.objectSize !== undefined && config.objectSize !== format.objectSize) {
-      log.warn(`swift: ${store.container}: object-size= is ignored: the container's objects are ${format.objectSize} bytes`);
+      log.warn(
+        `swift: ${store.container}: object-size= is ignored: the container's objects are ${format.objectSize} bytes`,
+      );
     }
     if (format.version !== FORMAT_VERSION) {
-      log.warn(`swift: ${store.container}: disk format version ${format.version}, expected ${FORMAT_VERSION}; serving it anyway`);
+      log.warn(
+        `swift: ${store.container}: disk format version ${format.version}, expected ${FORMAT_VERSION}; serving it anyway`,
+      );
     }
   }
   return format;
@@ -103,9 +129,11 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
         requestTimeoutMs: c.timeout * 1000,
         ...options.device,
       });
-      log.info(`swift: serving ${store.container}${exp.settings.readOnly ? ' read-only' : ''}: ` +
-        `${formatSize(diskSize(format))} in ${format.objects} objects of ${formatSize(format.objectSize)}, ` +
-        `${c.cache} cache of ${formatSize(device.cacheSize)}`);
+      log.info(
+        `swift: serving ${store.container}${exp.settings.readOnly ? ' read-only' : ''}: ` +
+          `${formatSize(diskSize(format))} in ${format.objects} objects of ${formatSize(format.objectSize)}, ` +
+          `${c.cache} cache of ${formatSize(device.cacheSize)}`,
+      );
       return { device, format, lock };
     } catch (err) {
       if (lock) await unlockContainer(store, lock).catch(() => {});
@@ -116,7 +144,9 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
   function ensureServed(exp: Export): Promise<Served> {
     exp.ready ??= serve(exp);
     // A failed start (lock held, network down) may be retried by the next client.
-    exp.ready.catch(() => { exp.ready = undefined; });
+    exp.ready.catch(() => {
+      exp.ready = undefined;
+    });
     return exp.ready;
   }
 
@@ -130,8 +160,10 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
       await served.device.close();
     } catch (err) {
       // Keep the lock: another server must not start from a disk missing these writes unnoticed.
-      log.error(`swift: ${name}: data could not be stored: ${(err as Error).message}. ` +
-        `The container stays locked; check it, then run nbdts-swift unlock ${name}`);
+      log.error(
+        `swift: ${name}: data could not be stored: ${(err as Error).message}. ` +
+          `The container stays locked; check it, then run nbdts-swift unlock ${name}`,
+      );
       return;
     }
     try {
@@ -164,7 +196,8 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
       if (resolved.secretsExposed) {
         log.warn(`swift: ${resolved.secretsPath} is readable by group or others: chmod 600 it`);
       }
-      if (c.size !== undefined && !c.container) throw new ConfigError('size= sets up one container: give container= too');
+      if (c.size !== undefined && !c.container)
+        throw new ConfigError('size= sets up one container: give container= too');
       config = c;
       exports.clear();
       for (const s of resolved.exports) {
@@ -199,7 +232,8 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
     async open(exportName, readonly) {
       const name = exportName === '' ? defaultName : exportName;
       const exp = exports.get(name);
-      if (!exp) throw new NbdError('ENOENT', `swift: no export '${exportName}' (exports: ${[...exports.keys()].join(', ')})`);
+      if (!exp)
+        throw new NbdError('ENOENT', `swift: no export '${exportName}' (exports: ${[...exports.keys()].join(', ')})`);
       let served: Served;
       try {
         served = await ensureServed(exp);
@@ -207,12 +241,15 @@ export function createSwiftPlugin(options: SwiftPluginOptions = {}): Plugin<Swif
         throw new NbdError('EACCES', (err as Error).message, { cause: err });
       }
       return {
-        device: served.device, format: served.format, container: name,
+        device: served.device,
+        format: served.format,
+        container: name,
         readOnly: readonly || exp.settings.readOnly,
       };
     },
 
-    exportDescription: (h) => `swift container ${h.container}: ${h.format.objects} objects of ${h.format.objectSize} bytes`,
+    exportDescription: (h) =>
+      `swift container ${h.container}: ${h.format.objects} objects of ${h.format.objectSize} bytes`,
 
     ...io,
     canWrite: writable,

@@ -39,9 +39,25 @@ const ALIASES: Record<string, string> = {
 
 /** The keys a section may have (kebab-case, after aliases). */
 export const SECTION_KEYS = new Set([
-  'username', 'password', 'auth-url', 'auth-version', 'read-only', 'user-id', 'user-domain-name', 'user-domain-id',
-  'project-name', 'project-id', 'project-domain-name', 'project-domain-id', 'region', 'interface',
-  'application-credential-id', 'application-credential-name', 'application-credential-secret', 'storage-url', 'token',
+  'username',
+  'password',
+  'auth-url',
+  'auth-version',
+  'read-only',
+  'user-id',
+  'user-domain-name',
+  'user-domain-id',
+  'project-name',
+  'project-id',
+  'project-domain-name',
+  'project-domain-id',
+  'region',
+  'interface',
+  'application-credential-id',
+  'application-credential-name',
+  'application-credential-secret',
+  'storage-url',
+  'token',
 ]);
 
 function normalizeKey(key: string): string {

@@ -3,10 +3,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '@nbdts/plugin-api';
 import { StoreError } from '@nbdts/objstore';
 import {
-  SwiftConnection, SwiftContainerStore, StaticAuth, V1Auth, createAuthenticator, guessAuthVersion,
-  type Authenticator, type Credentials,
+  SwiftConnection,
+  SwiftContainerStore,
+  StaticAuth,
+  V1Auth,
+  createAuthenticator,
+  guessAuthVersion,
+  type Authenticator,
+  type Credentials,
 } from '../src/client/index.ts';
-import { closedPort, ensureSwift, localServer, removeContainer, uniqueName, v1Connection, type SwiftEnv } from './helpers.ts';
+import {
+  closedPort,
+  ensureSwift,
+  localServer,
+  removeContainer,
+  uniqueName,
+  v1Connection,
+  type SwiftEnv,
+} from './helpers.ts';
 
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 
@@ -47,7 +61,9 @@ describe('auth v1 (tempauth)', () => {
   });
 
   it('refuses bad credentials with an auth error that names the user but not the password', async () => {
-    const err = await new V1Auth(env.authUrl, env.user, new Secret('wrong-password')).authenticate().catch((e: unknown) => e);
+    const err = await new V1Auth(env.authUrl, env.user, new Secret('wrong-password'))
+      .authenticate()
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(StoreError);
     expect((err as StoreError).kind).toBe('auth');
     expect((err as StoreError).message).toContain(env.user);
@@ -61,7 +77,9 @@ describe('auth v1 (tempauth)', () => {
   });
 
   it('reports a server that does not answer in time as transient', async () => {
-    const silent = await localServer(() => { /* never answers */ });
+    const silent = await localServer(() => {
+      /* never answers */
+    });
     try {
       const auth = new V1Auth(`${silent.url}/auth/v1.0`, env.user, new Secret(env.key), 300);
       const err = await auth.authenticate().catch((e: unknown) => e);
@@ -90,7 +108,12 @@ describe('objects', () => {
 
   it('heads size, etag and metadata; missing objects are null', async () => {
     const info = await store.head('disk.part/00000000');
-    expect(info).toMatchObject({ key: 'disk.part/00000000', size: 5000, etag: md5(data), metadata: { purpose: 'test' } });
+    expect(info).toMatchObject({
+      key: 'disk.part/00000000',
+      size: 5000,
+      etag: md5(data),
+      metadata: { purpose: 'test' },
+    });
     expect(await store.head('disk.part/99999999')).toBeNull();
     expect(await store.get('disk.part/99999999')).toBeNull();
   });
@@ -155,12 +178,20 @@ describe('container metadata', () => {
     const gone = new SwiftContainerStore(conn, uniqueName('missing'));
     expect(await kindOf(gone.getContainerMeta())).toBe('missing-container');
     expect(await kindOf(gone.setContainerMeta({ a: 'b' }))).toBe('missing-container');
-    expect(await kindOf((async () => { for await (const _ of gone.list('')) { /* none */ } })())).toBe('missing-container');
+    expect(
+      await kindOf(
+        (async () => {
+          for await (const _ of gone.list('')) {
+            /* none */
+          }
+        })(),
+      ),
+    ).toBe('missing-container');
     const b = Buffer.from('x');
     expect(await kindOf(gone.put('k', b, { md5: md5(b) }))).toBe('missing-container');
   });
 
-  it('lists the account\'s containers', async () => {
+  it("lists the account's containers", async () => {
     const names: string[] = [];
     for await (const c of conn.listContainers({ prefix: 'nbdts-client-', limit: 2 })) names.push(c.name);
     expect(names).toContain(store.container);
@@ -173,7 +204,8 @@ describe('tokens', () => {
     let calls = 0;
     // The first token is one Swift has never issued, as after a token expired or was revoked.
     const flaky: Authenticator = {
-      description: 'flaky', canRefresh: true,
+      description: 'flaky',
+      canRefresh: true,
       async authenticate(): Promise<Credentials> {
         calls++;
         const c = await real.authenticate();
@@ -189,7 +221,8 @@ describe('tokens', () => {
     const real = new V1Auth(env.authUrl, env.user, new Secret(env.key));
     let calls = 0;
     const shortLived: Authenticator = {
-      description: 'short', canRefresh: true,
+      description: 'short',
+      canRefresh: true,
       async authenticate(): Promise<Credentials> {
         calls++;
         return { ...(await real.authenticate()), expiresAt: Date.now() + 1000 };
@@ -204,20 +237,27 @@ describe('tokens', () => {
   it('turns a refused fixed token into an auth error without retrying', async () => {
     const creds = await new V1Auth(env.authUrl, env.user, new Secret(env.key)).authenticate();
     const s = new SwiftContainerStore(
-      new SwiftConnection(new StaticAuth(creds.storageUrl, new Secret('AUTH_tkbogus'))), store.container);
+      new SwiftConnection(new StaticAuth(creds.storageUrl, new Secret('AUTH_tkbogus'))),
+      store.container,
+    );
     const err = await s.getContainerMeta().catch((e: unknown) => e);
     expect((err as StoreError).kind).toBe('auth');
     expect((err as StoreError).status).toBe(401);
     // A good fixed token works (storage-url= + token=).
-    const ok = new SwiftContainerStore(new SwiftConnection(new StaticAuth(creds.storageUrl, creds.token)), store.container);
+    const ok = new SwiftContainerStore(
+      new SwiftConnection(new StaticAuth(creds.storageUrl, creds.token)),
+      store.container,
+    );
     expect(await ok.getContainerMeta()).toHaveProperty('swiftnbd-version', '1');
   });
 
-  it('gives 403 for another account\'s container as an auth error', async () => {
+  it("gives 403 for another account's container as an auth error", async () => {
     const first = await new V1Auth(env.authUrl, env.user, new Secret(env.key)).authenticate();
     const second = await new V1Auth(env.authUrl, env.user2, new Secret(env.key2)).authenticate();
     const intruder = new SwiftContainerStore(
-      new SwiftConnection(new StaticAuth(first.storageUrl, second.token)), store.container);
+      new SwiftConnection(new StaticAuth(first.storageUrl, second.token)),
+      store.container,
+    );
     const err = await intruder.getContainerMeta().catch((e: unknown) => e);
     expect((err as StoreError).kind).toBe('auth');
     expect((err as StoreError).status).toBe(403);
@@ -227,12 +267,24 @@ describe('tokens', () => {
 describe('error classification', () => {
   it('treats 5xx, 429 and 408 as transient, 404 on the container as missing-container, other 4xx as fatal', async () => {
     let status = 503;
-    const fake = await localServer((_req, res) => { res.writeHead(status).end('slow down'); });
+    const fake = await localServer((_req, res) => {
+      res.writeHead(status).end('slow down');
+    });
     try {
-      const s = new SwiftContainerStore(new SwiftConnection(new StaticAuth(`${fake.url}/v1/AUTH_x`, new Secret('t'))), 'c');
+      const s = new SwiftContainerStore(
+        new SwiftConnection(new StaticAuth(`${fake.url}/v1/AUTH_x`, new Secret('t'))),
+        'c',
+      );
       const b = Buffer.from('x');
-      for (const [code, kind] of [[503, 'transient'], [500, 'transient'], [429, 'transient'], [408, 'transient'],
-        [404, 'missing-container'], [400, 'fatal'], [409, 'fatal']] as const) {
+      for (const [code, kind] of [
+        [503, 'transient'],
+        [500, 'transient'],
+        [429, 'transient'],
+        [408, 'transient'],
+        [404, 'missing-container'],
+        [400, 'fatal'],
+        [409, 'fatal'],
+      ] as const) {
         status = code;
         expect(`${code} ${await kindOf(s.put('k', b, { md5: md5(b) }))}`).toBe(`${code} ${kind}`);
       }
@@ -245,9 +297,14 @@ describe('error classification', () => {
   });
 
   it('treats a connection reset as transient', async () => {
-    const rude = await localServer((req) => { req.socket.destroy(); });
+    const rude = await localServer((req) => {
+      req.socket.destroy();
+    });
     try {
-      const s = new SwiftContainerStore(new SwiftConnection(new StaticAuth(`${rude.url}/v1/AUTH_x`, new Secret('t'))), 'c');
+      const s = new SwiftContainerStore(
+        new SwiftConnection(new StaticAuth(`${rude.url}/v1/AUTH_x`, new Secret('t'))),
+        'c',
+      );
       expect(await kindOf(s.head('k'))).toBe('transient');
     } finally {
       await rude.close();

@@ -25,8 +25,12 @@ async function ctl(...args: string[]): Promise<{ status: number; out: string; er
   let out = '';
   let err = '';
   const status = await main(['-a', env.authUrl, '-u', env.user, '-p', env.key, '-q', ...args], {
-    out: (l) => { out += `${l}\n`; },
-    err: (l) => { err += `${l}\n`; },
+    out: (l) => {
+      out += `${l}\n`;
+    },
+    err: (l) => {
+      err += `${l}\n`;
+    },
   });
   setPluginLogger({ debug() {}, info() {}, warn() {}, error() {}, debugEnabled: false });
   return { status, out, err };
@@ -43,7 +47,11 @@ describe('nbdts-swift', () => {
     const name = uniqueName('ctl-setup');
     const s = store(name);
     expect((await ctl('setup', name, '32', '--object-size', '4096')).status).toBe(0);
-    expect(await s.getContainerMeta()).toMatchObject({ [META.version]: '1', [META.objects]: '32', [META.objectSize]: '4096' });
+    expect(await s.getContainerMeta()).toMatchObject({
+      [META.version]: '1',
+      [META.objects]: '32',
+      [META.objectSize]: '4096',
+    });
     const again = await ctl('setup', name, '64');
     expect(again.status).toBe(1);
     expect(again.err).toMatch(/already set up.*--force/);
@@ -56,7 +64,7 @@ describe('nbdts-swift', () => {
     expect(list.out).toContain(`${name} objects=16 object-size=65536 size=1048576 version=1 unlocked`);
   });
 
-  it('defaults to 1 MiB objects for --size, and to swiftnbd-ctl\'s 64 KiB for a count of objects', async () => {
+  it("defaults to 1 MiB objects for --size, and to swiftnbd-ctl's 64 KiB for a count of objects", async () => {
     const bySize = uniqueName('ctl-defsize');
     expect((await ctl('setup', bySize, '--size', '4M')).status).toBe(0);
     expect(await store(bySize).getContainerMeta()).toMatchObject({ [META.objects]: '4', [META.objectSize]: '1048576' });
@@ -125,7 +133,9 @@ describe('nbdts-swift', () => {
     await ctl('setup', name, '40', '--object-size', '512');
     const b = Buffer.alloc(512, 1);
     const md5 = createHash('md5').update(b).digest('hex');
-    await Promise.all(Array.from({ length: 23 }, (_, i) => s.put(`disk.part/${String(i).padStart(8, '0')}`, b, { md5 })));
+    await Promise.all(
+      Array.from({ length: 23 }, (_, i) => s.put(`disk.part/${String(i).padStart(8, '0')}`, b, { md5 })),
+    );
     const res = await ctl('delete', name, '--list-limit', '5', '-j', '8');
     expect(res.status).toBe(0);
     expect(res.err).toMatch(/deleted \(23 objects\)/);
@@ -147,12 +157,26 @@ describe('nbdts-swift', () => {
     const name = uniqueName('ctl-secrets');
     store(name);
     const file = join(dir, 'secrets.conf');
-    writeFileSync(file, `[${name}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n`, { mode: 0o600 });
+    writeFileSync(file, `[${name}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n`, {
+      mode: 0o600,
+    });
     let err = '';
-    const status = await main(['--secrets', file, 'setup', name, '3'], { out: () => {}, err: (l) => { err += l; } });
+    const status = await main(['--secrets', file, 'setup', name, '3'], {
+      out: () => {},
+      err: (l) => {
+        err += l;
+      },
+    });
     expect(status).toBe(0);
     let out = '';
-    expect(await main(['--secrets', file, 'list', '-s'], { out: (l) => { out += l; }, err: () => {} })).toBe(0);
+    expect(
+      await main(['--secrets', file, 'list', '-s'], {
+        out: (l) => {
+          out += l;
+        },
+        err: () => {},
+      }),
+    ).toBe(0);
     expect(out).toContain(`${name} objects=3`);
     expect(err).not.toContain(env.key);
   });

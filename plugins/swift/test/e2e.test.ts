@@ -40,29 +40,60 @@ let serial = 0;
 /** Start `nbdts swift ...` on a private Unix socket; the password travels in the environment, not argv. */
 function startServer(params: string[]): Promise<Server> {
   const sock = join(dir, `s${serial++}.sock`);
-  const proc = spawn(process.execPath, [CLI, '-U', sock, 'swift', `auth-url=${env.authUrl}`, `username=${env.user}`,
-    'password=env:NBDTS_TEST_SWIFT_KEY', ...params], {
-    env: { ...process.env, NBDTS_TEST_SWIFT_KEY: env.key }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [
+      CLI,
+      '-U',
+      sock,
+      'swift',
+      `auth-url=${env.authUrl}`,
+      `username=${env.user}`,
+      'password=env:NBDTS_TEST_SWIFT_KEY',
+      ...params,
+    ],
+    {
+      env: { ...process.env, NBDTS_TEST_SWIFT_KEY: env.key },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   procs.add(proc);
   let out = '';
   let err = '';
-  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => { procs.delete(proc); resolve(code); }));
+  proc.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    proc.on('exit', (code) => {
+      procs.delete(proc);
+      resolve(code);
+    }),
+  );
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`server did not start: ${err}`)); }, 60_000);
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start: ${err}`));
+    }, 60_000);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const uri = /^(nbd\+unix:\/\/\S+)$/m.exec(out)?.[1];
       if (uri) {
         clearTimeout(timer);
         resolve({
-          proc, uri, stderr: () => err,
-          stop: async (signal) => { proc.kill(signal); return exited; },
+          proc,
+          uri,
+          stderr: () => err,
+          stop: async (signal) => {
+            proc.kill(signal);
+            return exited;
+          },
         });
       }
     });
-    void exited.then((code) => { clearTimeout(timer); reject(Object.assign(new Error(`server exited (${code}): ${err}${out}`), { code, stderr: err + out })); });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(Object.assign(new Error(`server exited (${code}): ${err}${out}`), { code, stderr: err + out }));
+    });
   });
 }
 
@@ -119,7 +150,9 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
     await qemuIo(srv.uri, 'write -P 0x42 0 200000', 'flush');
     await srv.stop('SIGKILL');
     expect((await s.getContainerMeta())[META.client]).toMatch(/^nbdts\//);
-    const refused = await startServer([`container=${name}`]).catch((e: Error & { code?: number; stderr?: string }) => e);
+    const refused = await startServer([`container=${name}`]).catch(
+      (e: Error & { code?: number; stderr?: string }) => e,
+    );
     expect(refused).toBeInstanceOf(Error);
     expect((refused as { code?: number }).code).toBe(1);
     expect((refused as { stderr: string }).stderr).toMatch(/in use by nbdts\/.*force=true/);
@@ -137,7 +170,8 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
     // nbdsh writes without flushing; the server is told to stop at once.
     // nbdsh is Python: use the system interpreter that has the nbd module, not a pyenv/venv one.
     await run('nbdsh', ['-u', srv.uri, '-c', 'h.pwrite(b"\\xee" * 70000, 10000)'], {
-      timeout: 30_000, env: { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` },
+      timeout: 30_000,
+      env: { ...process.env, PATH: `/usr/bin:/bin:${process.env.PATH ?? ''}` },
     });
     expect(await srv.stop('SIGTERM')).toBe(0);
     const first = await s.get('disk.part/00000000');
@@ -173,10 +207,15 @@ describe('nbdts swift end to end', { timeout: 150_000 }, () => {
     srv = await startServer([`container=${name}`]);
     await withNbdfuse(srv.uri, fuseDir, async (disk) => {
       await run('e2fsck', ['-fn', disk]);
-      await withLoopMount(disk, mnt, async () => {
-        expect(readFileSync(join(mnt, 'hello.txt'), 'utf8')).toBe('hello from swift\n');
-        expect(await treeChecksums(join(mnt, 'tree'))).toEqual(expected);
-      }, 'ro');
+      await withLoopMount(
+        disk,
+        mnt,
+        async () => {
+          expect(readFileSync(join(mnt, 'hello.txt'), 'utf8')).toBe('hello from swift\n');
+          expect(await treeChecksums(join(mnt, 'tree'))).toEqual(expected);
+        },
+        'ro',
+      );
     });
     expect(await srv.stop('SIGTERM')).toBe(0);
   });

@@ -16,7 +16,15 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ensureCeph, Forwarder, nbdinfoJson, nbdsh, run, sha256File, startNbdts, tempDir, type ServerProcess,
+  ensureCeph,
+  Forwarder,
+  nbdinfoJson,
+  nbdsh,
+  run,
+  sha256File,
+  startNbdts,
+  tempDir,
+  type ServerProcess,
 } from '@nbdts/testkit';
 import { SwiftConnection, SwiftContainerStore, V1Auth } from '../src/client/index.ts';
 import { Secret } from '@nbdts/plugin-api';
@@ -42,10 +50,14 @@ afterAll(async () => {
 });
 
 /** `nbdts swift` on a private Unix socket; the key travels in the environment. */
-async function serve(params: string[], key = env.key, auth: string[] = [`auth-url=${env.authUrl}`, `username=${env.user}`]):
-Promise<ServerProcess> {
+async function serve(
+  params: string[],
+  key = env.key,
+  auth: string[] = [`auth-url=${env.authUrl}`, `username=${env.user}`],
+): Promise<ServerProcess> {
   const srv = await startNbdts(['swift', ...auth, 'password=env:NBDTS_TEST_SWIFT_KEY', ...params], {
-    env: { NBDTS_TEST_SWIFT_KEY: key }, startTimeoutMs: 60_000,
+    env: { NBDTS_TEST_SWIFT_KEY: key },
+    startTimeoutMs: 60_000,
   });
   servers.add(srv);
   return srv;
@@ -70,14 +82,19 @@ async function py(uri: string, script: string, timeoutMs = 90_000): Promise<stri
 }
 
 /** The test Swift made unreachable and reachable again: a Forwarder (from @nbdts/testkit) or the real proxy. */
-interface Outage { base: string; up(): Promise<void>; down(): Promise<void> }
+interface Outage {
+  base: string;
+  up(): Promise<void>;
+  down(): Promise<void>;
+}
 
 /** The real proxy, stopped and started by PID (scripts/stores/swift.sh stop-proxy / start-proxy). */
 class RealProxy implements Outage {
   readonly base: string;
 
   constructor(base: string) {
-    this.base = base;}
+    this.base = base;
+  }
   async up(): Promise<void> {
     const r = await run('bash', [SWIFT_SH, 'start-proxy'], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`swift.sh start-proxy: ${r.stderr}`);
@@ -92,35 +109,47 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
   it('keeps serving while Swift is down, then stores everything once it is back', async () => {
     const name = uniqueName('fault-outage');
     track(new SwiftContainerStore(v1Connection(env), name));
-    const fwd: Outage = REAL_PROXY ? new RealProxy(new URL(env.authUrl).origin) : new Forwarder(Number(new URL(env.authUrl).port));
+    const fwd: Outage = REAL_PROXY
+      ? new RealProxy(new URL(env.authUrl).origin)
+      : new Forwarder(Number(new URL(env.authUrl).port));
     await fwd.up();
     // The account URL tempauth hands out, re-pointed at the forwarder.
     const account = new URL((await new V1Auth(env.authUrl, env.user, new Secret(env.key)).authenticate()).storageUrl);
     const base = fwd.base;
     account.port = new URL(base).port;
-    let srv = await serve([`container=${name}`, 'size=4M', 'object-size=256K', `storage-url=${account.href}`],
-      env.key, [`auth-url=${base}/auth/v1.0`, `username=${env.user}`]);
+    let srv = await serve(
+      [`container=${name}`, 'size=4M', 'object-size=256K', `storage-url=${account.href}`],
+      env.key,
+      [`auth-url=${base}/auth/v1.0`, `username=${env.user}`],
+    );
     try {
       // Flushed before the outage.
       await py(srv.uri, 'h.pwrite(b"\\xa1" * 1048576, 0); h.flush()');
 
       await fwd.down();
-      const refused = await fetch(`${base}/info`).then(() => 'answered', () => 'refused');
+      const refused = await fetch(`${base}/info`).then(
+        () => 'answered',
+        () => 'refused',
+      );
       expect(refused).toBe('refused');
       // During the outage: a write (lands in the cache), a flush and a read of an object never
       // cached (both need Swift). Each either waits for Swift (retries) or fails with EIO.
-      const during = nbdsh([
-        'import errno',
-        'def attempt(label, fn):',
-        '    try:',
-        '        fn()',
-        '        print(label, "ok")',
-        '    except nbd.Error as e:',
-        '        print(label, errno.errorcode.get(e.errno, e.errno))',
-        'attempt("write", lambda: h.pwrite(b"\\xb2" * 524288, 2097152))',
-        'attempt("flush", lambda: h.flush())',
-        'attempt("read", lambda: h.pread(65536, 3145728 + 1000))',
-      ].join('\n'), srv.uri, { timeoutMs: 100_000 });
+      const during = nbdsh(
+        [
+          'import errno',
+          'def attempt(label, fn):',
+          '    try:',
+          '        fn()',
+          '        print(label, "ok")',
+          '    except nbd.Error as e:',
+          '        print(label, errno.errorcode.get(e.errno, e.errno))',
+          'attempt("write", lambda: h.pwrite(b"\\xb2" * 524288, 2097152))',
+          'attempt("flush", lambda: h.flush())',
+          'attempt("read", lambda: h.pread(65536, 3145728 + 1000))',
+        ].join('\n'),
+        srv.uri,
+        { timeoutMs: 100_000 },
+      );
       // The server itself stays up: a new client connects and negotiates.
       await new Promise((r) => setTimeout(r, 1500));
       const info = await nbdinfoJson(srv.uri);
@@ -130,7 +159,12 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
 
       const r = await during;
       expect(r.code, r.stderr).toBe(0);
-      const outcome = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+      const outcome = Object.fromEntries(
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ') as [string, string]),
+      );
       expect(outcome.write).toBe('ok'); // write-back: the cache takes it
       expect(['ok', 'EIO']).toContain(outcome.flush);
       expect(['ok', 'EIO']).toContain(outcome.read);
@@ -139,16 +173,20 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
       expect(await stop(srv)).toBe(0);
       expect(srv.stderr()).not.toMatch(/uncaught|unhandled/i);
     } finally {
-      if (REAL_PROXY) await fwd.up(); else await fwd.down();
+      if (REAL_PROXY) await fwd.up();
+      else await fwd.down();
     }
 
     // A new server straight to Swift: both the data flushed before and the data written during the outage.
     srv = await serve([`container=${name}`]);
-    await py(srv.uri, [
-      'assert h.pread(1048576, 0) == b"\\xa1" * 1048576, "data from before the outage"',
-      'assert h.pread(524288, 2097152) == b"\\xb2" * 524288, "data written during the outage"',
-      'assert h.pread(524288, 1048576) == bytes(524288)',
-    ].join('\n'));
+    await py(
+      srv.uri,
+      [
+        'assert h.pread(1048576, 0) == b"\\xa1" * 1048576, "data from before the outage"',
+        'assert h.pread(524288, 2097152) == b"\\xb2" * 524288, "data written during the outage"',
+        'assert h.pread(524288, 1048576) == bytes(524288)',
+      ].join('\n'),
+    );
     expect(await stop(srv)).toBe(0);
   });
 
@@ -163,32 +201,38 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
     expect(await stop(srv)).toBe(0);
 
     srv = await serve([`container=${name}`]);
-    await py(srv.uri, [
-      'h2 = nbd.NBD()',
-      `h2.connect_uri(${JSON.stringify(srv.uri)})`,
-      `n = ${objects}`,
-      'b1 = nbd.Buffer.from_bytearray(bytearray(b"\\x11" * 32768))',
-      'b2 = nbd.Buffer.from_bytearray(bytearray(b"\\x22" * 32768))',
-      'cookies = []',
-      'for i in range(n):',
-      '    cookies.append((h, h.aio_pwrite(b1, i * 65536)))',
-      '    cookies.append((h2, h2.aio_pwrite(b2, i * 65536 + 32768)))',
-      // Drive both connections at once, so their read-modify-writes of one object overlap.
-      'while cookies:',
-      '    for x in {id(y): y for y, _ in cookies}.values():',
-      '        x.poll(1)',
-      '    cookies = [(x, c) for x, c in cookies if not x.aio_command_completed(c)]', // raises if a write failed
-      'h2.flush()', // multi-conn: a flush on either connection stores both
-      'h2.shutdown()',
-    ].join('\n'));
+    await py(
+      srv.uri,
+      [
+        'h2 = nbd.NBD()',
+        `h2.connect_uri(${JSON.stringify(srv.uri)})`,
+        `n = ${objects}`,
+        'b1 = nbd.Buffer.from_bytearray(bytearray(b"\\x11" * 32768))',
+        'b2 = nbd.Buffer.from_bytearray(bytearray(b"\\x22" * 32768))',
+        'cookies = []',
+        'for i in range(n):',
+        '    cookies.append((h, h.aio_pwrite(b1, i * 65536)))',
+        '    cookies.append((h2, h2.aio_pwrite(b2, i * 65536 + 32768)))',
+        // Drive both connections at once, so their read-modify-writes of one object overlap.
+        'while cookies:',
+        '    for x in {id(y): y for y, _ in cookies}.values():',
+        '        x.poll(1)',
+        '    cookies = [(x, c) for x, c in cookies if not x.aio_command_completed(c)]', // raises if a write failed
+        'h2.flush()', // multi-conn: a flush on either connection stores both
+        'h2.shutdown()',
+      ].join('\n'),
+    );
     await srv.kill9(); // no shutdown flush: only what the flush stored counts
     servers.delete(srv);
 
     srv = await serve([`container=${name}`, 'force=true']);
-    const out = await py(srv.uri, [
-      `bad = [i for i in range(${objects}) if h.pread(65536, i * 65536) != b"\\x11" * 32768 + b"\\x22" * 32768]`,
-      'print("bad", bad)',
-    ].join('\n'));
+    const out = await py(
+      srv.uri,
+      [
+        `bad = [i for i in range(${objects}) if h.pread(65536, i * 65536) != b"\\x11" * 32768 + b"\\x22" * 32768]`,
+        'print("bad", bad)',
+      ].join('\n'),
+    );
     expect(out.trim()).toBe('bad []');
     expect(await stop(srv)).toBe(0);
   });
@@ -204,7 +248,10 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
     await srv.kill9();
     servers.delete(srv);
 
-    const refused = await serve([`container=${name}`]).then(() => 'started', (e: Error) => e.message);
+    const refused = await serve([`container=${name}`]).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
     expect(refused).toMatch(/in use by nbdts\/.*force=true/);
     srv = await serve([`container=${name}`, 'force=true']);
     expect(srv.stderr()).toMatch(/breaking the lock/);
@@ -216,11 +263,17 @@ describe('nbdts swift under faults', { timeout: 110_000 }, () => {
     expect(await stop(srv)).toBe(0);
   });
 
-  it('round-trips with nbdcopy on Ceph RGW\'s Swift API (a second implementation)', async () => {
+  it("round-trips with nbdcopy on Ceph RGW's Swift API (a second implementation)", async () => {
     const ceph = await ensureCeph();
     const name = uniqueName('fault-rgw');
-    track(new SwiftContainerStore(new SwiftConnection(new V1Auth(ceph.swiftAuthUrl, ceph.swiftUser, new Secret(ceph.swiftKey)),
-      { timeoutMs: 15_000 }), name));
+    track(
+      new SwiftContainerStore(
+        new SwiftConnection(new V1Auth(ceph.swiftAuthUrl, ceph.swiftUser, new Secret(ceph.swiftKey)), {
+          timeoutMs: 15_000,
+        }),
+        name,
+      ),
+    );
     const rgw = [`auth-url=${ceph.swiftAuthUrl}`, `username=${ceph.swiftUser}`];
     const image = dir.join('rgw.img');
     const data = randomBytes(4 * MiB);

@@ -29,11 +29,14 @@ export async function removeContainer(store: SwiftContainerStore): Promise<void>
 }
 
 /** A throw-away local HTTP server on an ephemeral port. */
-export async function localServer(handler: (req: IncomingMessage, res: ServerResponse, body: string) => void):
-Promise<{ url: string; server: Server; close(): Promise<void> }> {
+export async function localServer(
+  handler: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     let body = '';
-    req.on('data', (c: Buffer) => { body += c.toString('utf8'); });
+    req.on('data', (c: Buffer) => {
+      body += c.toString('utf8');
+    });
     req.on('end', () => handler(req, res, body));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -41,7 +44,11 @@ Promise<{ url: string; server: Server; close(): Promise<void> }> {
   return {
     url: `http://127.0.0.1:${port}`,
     server,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 

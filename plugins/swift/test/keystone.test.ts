@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Secret } from '@nbdts/plugin-api';
 import { StoreError } from '@nbdts/objstore';
-import { SwiftConnection, SwiftContainerStore, V1Auth, V3Auth, createAuthenticator, type Credentials } from '../src/client/index.ts';
+import {
+  SwiftConnection,
+  SwiftContainerStore,
+  V1Auth,
+  V3Auth,
+  createAuthenticator,
+  type Credentials,
+} from '../src/client/index.ts';
 import { ensureSwift, localServer, removeContainer, uniqueName, type SwiftEnv } from './helpers.ts';
 
 /**
@@ -24,9 +31,14 @@ function at(o: unknown, ...path: string[]): unknown {
 
 function v3Catalog(url: string) {
   return [
-    { type: 'identity', endpoints: [{ interface: 'public', region: 'RegionOne', region_id: 'RegionOne', url: 'http://x/v3' }] },
     {
-      type: 'object-store', name: 'swift', endpoints: [
+      type: 'identity',
+      endpoints: [{ interface: 'public', region: 'RegionOne', region_id: 'RegionOne', url: 'http://x/v3' }],
+    },
+    {
+      type: 'object-store',
+      name: 'swift',
+      endpoints: [
         { interface: 'public', region: 'RegionOne', region_id: 'RegionOne', url: 'http://127.0.0.1:9/wrong-region' },
         { interface: 'admin', region: 'RegionTwo', region_id: 'r2', url: 'http://127.0.0.1:9/admin' },
         { interface: 'public', region: 'RegionTwo', region_id: 'r2', url },
@@ -39,29 +51,44 @@ beforeAll(async () => {
   env = await ensureSwift();
   real = await new V1Auth(env.authUrl, env.user, new Secret(env.key)).authenticate();
   keystone = await localServer((req, res, text) => {
-    const body = text ? JSON.parse(text) as Record<string, unknown> : {};
+    const body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
     seen.push({ path: req.url ?? '', body });
-    const password = at(body, 'auth', 'identity', 'password', 'user', 'password') ?? at(body, 'auth', 'passwordCredentials', 'password')
-      ?? at(body, 'auth', 'identity', 'application_credential', 'secret');
+    const password =
+      at(body, 'auth', 'identity', 'password', 'user', 'password') ??
+      at(body, 'auth', 'passwordCredentials', 'password') ??
+      at(body, 'auth', 'identity', 'application_credential', 'secret');
     if (password !== 'right') {
-      res.writeHead(401, { 'Content-Type': 'application/json' }).end('{"error":{"message":"The request you have made requires authentication."}}');
+      res
+        .writeHead(401, { 'Content-Type': 'application/json' })
+        .end('{"error":{"message":"The request you have made requires authentication."}}');
       return;
     }
     if (req.url === '/v3/auth/tokens') {
-      res.writeHead(201, { 'X-Subject-Token': real.token.reveal(), 'Content-Type': 'application/json' })
+      res
+        .writeHead(201, { 'X-Subject-Token': real.token.reveal(), 'Content-Type': 'application/json' })
         .end(JSON.stringify({ token: { expires_at: expires, catalog: v3Catalog(real.storageUrl) } }));
     } else if (req.url === '/v2.0/tokens') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({
-        access: {
-          token: { id: real.token.reveal(), expires },
-          serviceCatalog: [{ type: 'object-store', endpoints: [{ region: 'RegionTwo', publicURL: real.storageUrl, internalURL: 'http://127.0.0.1:9/int' }] }],
-        },
-      }));
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+        JSON.stringify({
+          access: {
+            token: { id: real.token.reveal(), expires },
+            serviceCatalog: [
+              {
+                type: 'object-store',
+                endpoints: [{ region: 'RegionTwo', publicURL: real.storageUrl, internalURL: 'http://127.0.0.1:9/int' }],
+              },
+            ],
+          },
+        }),
+      );
     } else {
       res.writeHead(404).end();
     }
   });
-  store = new SwiftContainerStore(new SwiftConnection(new V1Auth(env.authUrl, env.user, new Secret(env.key))), uniqueName('ks'));
+  store = new SwiftContainerStore(
+    new SwiftConnection(new V1Auth(env.authUrl, env.user, new Secret(env.key))),
+    uniqueName('ks'),
+  );
   await store.create({ 'Swiftnbd-Version': '1' });
 });
 
@@ -77,13 +104,21 @@ function through(opts: Parameters<typeof createAuthenticator>[0]): SwiftContaine
 describe('Keystone v3', () => {
   it('authenticates with a password, scopes to the project and picks the endpoint by region and interface', async () => {
     const s = through({
-      authUrl: `${keystone.url}/v3`, username: 'demo', password: new Secret('right'),
-      projectName: 'demo-project', userDomainName: 'users', region: 'r2',
+      authUrl: `${keystone.url}/v3`,
+      username: 'demo',
+      password: new Secret('right'),
+      projectName: 'demo-project',
+      userDomainName: 'users',
+      region: 'r2',
     });
     expect(await s.getContainerMeta()).toHaveProperty('swiftnbd-version', '1');
     const body = seen.at(-1)!.body;
     expect(at(body, 'auth', 'identity', 'methods')).toEqual(['password']);
-    expect(at(body, 'auth', 'identity', 'password', 'user')).toEqual({ name: 'demo', domain: { name: 'users' }, password: 'right' });
+    expect(at(body, 'auth', 'identity', 'password', 'user')).toEqual({
+      name: 'demo',
+      domain: { name: 'users' },
+      password: 'right',
+    });
     // The project's domain defaults to the user's.
     expect(at(body, 'auth', 'scope')).toEqual({ project: { name: 'demo-project', domain: { name: 'users' } } });
     const creds = await s.conn.credentials();
@@ -91,7 +126,13 @@ describe('Keystone v3', () => {
   });
 
   it('matches region= against region names too, and uses ids when given', async () => {
-    const s = through({ authUrl: `${keystone.url}/v3/`, userId: 'u-123', password: new Secret('right'), projectId: 'p-9', region: 'RegionTwo' });
+    const s = through({
+      authUrl: `${keystone.url}/v3/`,
+      userId: 'u-123',
+      password: new Secret('right'),
+      projectId: 'p-9',
+      region: 'RegionTwo',
+    });
     expect(await s.getContainerMeta()).toHaveProperty('swiftnbd-version', '1');
     const body = seen.at(-1)!.body;
     expect(at(body, 'auth', 'identity', 'password', 'user')).toEqual({ id: 'u-123', password: 'right' });
@@ -99,19 +140,33 @@ describe('Keystone v3', () => {
   });
 
   it('explains when no endpoint matches', async () => {
-    const s = through({ authUrl: `${keystone.url}/v3`, username: 'demo', password: new Secret('right'), region: 'Nowhere' });
+    const s = through({
+      authUrl: `${keystone.url}/v3`,
+      username: 'demo',
+      password: new Secret('right'),
+      region: 'Nowhere',
+    });
     const err = await s.getContainerMeta().catch((e: unknown) => e);
     expect((err as StoreError).kind).toBe('fatal');
-    expect((err as Error).message).toMatch(/no object-store endpoint for interface public in region Nowhere.*public@RegionOne/);
+    expect((err as Error).message).toMatch(
+      /no object-store endpoint for interface public in region Nowhere.*public@RegionOne/,
+    );
   });
 
   it('sends an application credential without a scope', async () => {
     const s = through({
-      authUrl: `${keystone.url}/v3`, applicationCredentialId: 'ac-1', applicationCredentialSecret: new Secret('right'), region: 'r2',
+      authUrl: `${keystone.url}/v3`,
+      applicationCredentialId: 'ac-1',
+      applicationCredentialSecret: new Secret('right'),
+      region: 'r2',
     });
     expect(await s.getContainerMeta()).toHaveProperty('swiftnbd-version', '1');
     const body = seen.at(-1)!.body;
-    expect(body).toEqual({ auth: { identity: { methods: ['application_credential'], application_credential: { id: 'ac-1', secret: 'right' } } } });
+    expect(body).toEqual({
+      auth: {
+        identity: { methods: ['application_credential'], application_credential: { id: 'ac-1', secret: 'right' } },
+      },
+    });
   });
 
   it('turns a refused password into an auth error without the password in it', async () => {
@@ -125,15 +180,26 @@ describe('Keystone v3', () => {
 
 describe('Keystone v2', () => {
   it('authenticates with tenantName and uses the publicURL', async () => {
-    const s = through({ authUrl: `${keystone.url}/v2.0`, username: 'demo', password: new Secret('right'), projectName: 'tenant-a' });
+    const s = through({
+      authUrl: `${keystone.url}/v2.0`,
+      username: 'demo',
+      password: new Secret('right'),
+      projectName: 'tenant-a',
+    });
     expect(await s.getContainerMeta()).toHaveProperty('swiftnbd-version', '1');
     const body = seen.at(-1)!.body;
-    expect(body).toEqual({ auth: { passwordCredentials: { username: 'demo', password: 'right' }, tenantName: 'tenant-a' } });
+    expect(body).toEqual({
+      auth: { passwordCredentials: { username: 'demo', password: 'right' }, tenantName: 'tenant-a' },
+    });
   });
 
   it('honours interface=internal', async () => {
     const s = through({
-      authUrl: `${keystone.url}/v2.0`, username: 'demo', password: new Secret('right'), projectName: 't', interface: 'internal',
+      authUrl: `${keystone.url}/v2.0`,
+      username: 'demo',
+      password: new Secret('right'),
+      projectName: 't',
+      interface: 'internal',
     });
     expect((await s.conn.credentials()).storageUrl).toBe('http://127.0.0.1:9/int');
   });

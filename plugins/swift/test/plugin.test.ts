@@ -6,8 +6,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setPluginLogger, type Plugin, type PluginLogger } from '@nbdts/plugin-api';
 import { withStartupRetry } from '@nbdts/objstore';
 import {
-  createSwiftPlugin, parseSecrets, resolveExports, swiftConfig, LOCK_KEY, META, SwiftContainerStore,
-  type SwiftConfig, type SwiftHandle,
+  createSwiftPlugin,
+  parseSecrets,
+  resolveExports,
+  swiftConfig,
+  LOCK_KEY,
+  META,
+  SwiftContainerStore,
+  type SwiftConfig,
+  type SwiftHandle,
 } from '../src/index.ts';
 import { ensureSwift, removeContainer, uniqueName, v1Connection, type SwiftEnv } from './helpers.ts';
 
@@ -21,7 +28,15 @@ const warnings: string[] = [];
 
 /** Collect warnings; everything else is dropped. */
 const logger: PluginLogger = {
-  debug() {}, info() {}, error(m) { warnings.push(m); }, warn(m) { warnings.push(m); }, debugEnabled: false,
+  debug() {},
+  info() {},
+  error(m) {
+    warnings.push(m);
+  },
+  warn(m) {
+    warnings.push(m);
+  },
+  debugEnabled: false,
 };
 
 beforeAll(async () => {
@@ -46,11 +61,20 @@ function store(name: string): SwiftContainerStore {
 }
 
 /** Lay out a disk by hand exactly as swiftnbd-ctl setup + swiftnbd-server would. */
-async function swiftnbdDisk(name: string, objects: number, parts: Record<number, Buffer>): Promise<SwiftContainerStore> {
+async function swiftnbdDisk(
+  name: string,
+  objects: number,
+  parts: Record<number, Buffer>,
+): Promise<SwiftContainerStore> {
   const s = store(name);
   // Set-up, not what is tested: a Swift still busy starting (503) is given the server's start-up grace.
-  await withStartupRetry(() => s.conn.createContainer(name,
-    { 'Swiftnbd-Version': '1', 'Swiftnbd-Objects': String(objects), 'Swiftnbd-Object-Size': String(OBJ) }));
+  await withStartupRetry(() =>
+    s.conn.createContainer(name, {
+      'Swiftnbd-Version': '1',
+      'Swiftnbd-Objects': String(objects),
+      'Swiftnbd-Object-Size': String(OBJ),
+    }),
+  );
   for (const [i, data] of Object.entries(parts)) {
     await withStartupRetry(() => s.put(`disk.part/${String(i).padStart(8, '0')}`, data, { md5: md5(data) }));
   }
@@ -58,8 +82,16 @@ async function swiftnbdDisk(name: string, objects: number, parts: Record<number,
 }
 
 async function startPlugin(params: Record<string, string>): Promise<Plugin<SwiftConfig, SwiftHandle>> {
-  const plugin = createSwiftPlugin({ listLimit: 5, device: { writebackDelayMs: 50, retry: { retries: 1, budgetMs: 2000 } } });
-  const config = await swiftConfig.parseAsync({ authUrl: env.authUrl, username: env.user, password: env.key, ...params });
+  const plugin = createSwiftPlugin({
+    listLimit: 5,
+    device: { writebackDelayMs: 50, retry: { retries: 1, budgetMs: 2000 } },
+  });
+  const config = await swiftConfig.parseAsync({
+    authUrl: env.authUrl,
+    username: env.user,
+    password: env.key,
+    ...params,
+  });
   await plugin.configComplete!(config);
   started.push(plugin);
   await plugin.getReady!(config, { readonly: false });
@@ -70,7 +102,12 @@ function swiftConfigDefaults(): SwiftConfig {
   return swiftConfig.parse({});
 }
 
-async function read(p: Plugin<SwiftConfig, SwiftHandle>, h: SwiftHandle, offset: number, count: number): Promise<Buffer> {
+async function read(
+  p: Plugin<SwiftConfig, SwiftHandle>,
+  h: SwiftHandle,
+  offset: number,
+  count: number,
+): Promise<Buffer> {
   const buf = Buffer.alloc(count, 0xee);
   await p.pread!(h, buf, offset, 0);
   return buf;
@@ -169,11 +206,15 @@ describe('serving a swiftnbd container', () => {
     await p.unload!();
     started.pop();
     await expect(startPlugin({ container: name, size: '128K' })).rejects.toThrow(/resizing is not supported/);
-    await expect(startPlugin({ container: uniqueName('bad'), size: '10000', objectSize: '4K' })).rejects.toThrow(/multiple of the object size/);
+    await expect(startPlugin({ container: uniqueName('bad'), size: '10000', objectSize: '4K' })).rejects.toThrow(
+      /multiple of the object size/,
+    );
   });
 
   it('says so when the password is wrong', async () => {
-    await expect(startPlugin({ container: uniqueName('x'), password: 'nope' })).rejects.toThrow(/credentials refused.*check/);
+    await expect(startPlugin({ container: uniqueName('x'), password: 'nope' })).rejects.toThrow(
+      /credentials refused.*check/,
+    );
   });
 });
 
@@ -181,10 +222,22 @@ describe('secrets file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nbdts-swift-'));
 
   it('parses swiftnbd files: sections, authurl alias, [DEFAULT], comments', () => {
-    const s = parseSecrets([
-      '# swiftnbd secrets', '[DEFAULT]', 'authurl = http://a/auth/v1.0', '', '[disk0]', 'username = t:u', 'password = p',
-      '[disk1]', 'Username: t:v', 'password=q', 'read-only = 1', 'auth_url = http://b/auth/v1.0',
-    ].join('\n'));
+    const s = parseSecrets(
+      [
+        '# swiftnbd secrets',
+        '[DEFAULT]',
+        'authurl = http://a/auth/v1.0',
+        '',
+        '[disk0]',
+        'username = t:u',
+        'password = p',
+        '[disk1]',
+        'Username: t:v',
+        'password=q',
+        'read-only = 1',
+        'auth_url = http://b/auth/v1.0',
+      ].join('\n'),
+    );
     expect([...s.keys()]).toEqual(['disk0', 'disk1']);
     expect(s.get('disk0')).toEqual({ 'auth-url': 'http://a/auth/v1.0', username: 't:u', password: 'p' });
     expect(s.get('disk1')).toMatchObject({ 'auth-url': 'http://b/auth/v1.0', username: 't:v', 'read-only': '1' });
@@ -198,8 +251,11 @@ describe('secrets file', () => {
     await swiftnbdDisk(a, 2, { 1: Buffer.alloc(OBJ, 0xa1) });
     await swiftnbdDisk(b, 3, { 0: Buffer.alloc(OBJ, 0xb0) });
     const file = join(dir, 'secrets.conf');
-    writeFileSync(file, `[${a}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n\n` +
-      `[${b}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\nread-only = 1\n`);
+    writeFileSync(
+      file,
+      `[${a}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n\n` +
+        `[${b}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\nread-only = 1\n`,
+    );
     chmodSync(file, 0o644);
     const plugin = createSwiftPlugin({ listLimit: 5 });
     const config = await swiftConfig.parseAsync({ secrets: file });
@@ -222,12 +278,31 @@ describe('secrets file', () => {
 
   it('lets the file override command-line defaults, section by section', async () => {
     const file = join(dir, 'layered.conf');
-    writeFileSync(file, '[DEFAULT]\nauth-version = 3\nuser_domain_name = people\n[a]\nusername = alice\npassword = pa\n' +
-      '[b]\nusername = bob\npassword = pb\nauthurl = https://other/v3\nregion = r9\n', { mode: 0o600 });
-    const config = await swiftConfig.parseAsync({ secrets: file, authUrl: 'https://keystone/v3', projectName: 'proj', password: 'cli' });
+    writeFileSync(
+      file,
+      '[DEFAULT]\nauth-version = 3\nuser_domain_name = people\n[a]\nusername = alice\npassword = pa\n' +
+        '[b]\nusername = bob\npassword = pb\nauthurl = https://other/v3\nregion = r9\n',
+      { mode: 0o600 },
+    );
+    const config = await swiftConfig.parseAsync({
+      secrets: file,
+      authUrl: 'https://keystone/v3',
+      projectName: 'proj',
+      password: 'cli',
+    });
     const { exports } = resolveExports(config);
-    expect(exports.map((e) => [e.container, e.auth.authUrl, e.auth.username, e.auth.password?.reveal(), e.auth.authVersion,
-      e.auth.userDomainName, e.auth.projectName, e.auth.region])).toEqual([
+    expect(
+      exports.map((e) => [
+        e.container,
+        e.auth.authUrl,
+        e.auth.username,
+        e.auth.password?.reveal(),
+        e.auth.authVersion,
+        e.auth.userDomainName,
+        e.auth.projectName,
+        e.auth.region,
+      ]),
+    ).toEqual([
       ['a', 'https://keystone/v3', 'alice', 'pa', 3, 'people', 'proj', undefined],
       ['b', 'https://other/v3', 'bob', 'pb', 3, 'people', 'proj', 'r9'],
     ]);
@@ -240,7 +315,10 @@ describe('secrets file', () => {
     const a = uniqueName('sc');
     await swiftnbdDisk(a, 2, {});
     const file = join(dir, 'private.conf');
-    writeFileSync(file, `[${a}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n[other]\nusername = x\npassword = y\n`);
+    writeFileSync(
+      file,
+      `[${a}]\nusername = ${env.user}\npassword = ${env.key}\nauthurl = ${env.authUrl}\n[other]\nusername = x\npassword = y\n`,
+    );
     chmodSync(file, 0o600);
     const plugin = createSwiftPlugin();
     const config = await swiftConfig.parseAsync({ secrets: file, container: a });

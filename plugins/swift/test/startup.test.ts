@@ -37,7 +37,12 @@ function expectOneLineFailure(r: RunResult, secret: string): string {
 describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
   it('bad credentials: says the credentials were refused and what to check', async () => {
     const secret = `wrong-${uniqueName('pw')}`;
-    const r = await nbdts([`container=${uniqueName('badcred')}`, `auth-url=${env.authUrl}`, `username=${env.user}`, `password=${secret}`]);
+    const r = await nbdts([
+      `container=${uniqueName('badcred')}`,
+      `auth-url=${env.authUrl}`,
+      `username=${env.user}`,
+      `password=${secret}`,
+    ]);
     const line = expectOneLineFailure(r, secret);
     expect(line).toMatch(/credentials refused/);
     expect(line).toMatch(/401/);
@@ -47,7 +52,12 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
 
   it('missing container without size=: names the container and says to add size= or run setup', async () => {
     const name = uniqueName('missing');
-    const r = await nbdts([`container=${name}`, `auth-url=${env.authUrl}`, `username=${env.user}`, `password=${env.key}`]);
+    const r = await nbdts([
+      `container=${name}`,
+      `auth-url=${env.authUrl}`,
+      `username=${env.user}`,
+      `password=${env.key}`,
+    ]);
     const line = expectOneLineFailure(r, env.key);
     expect(line).toContain(`container ${name} does not exist`);
     expect(line).toMatch(/add size=/);
@@ -58,7 +68,12 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
     const secret = `pw-${uniqueName('unreach')}`;
     const url = `http://127.0.0.1:${await closedPort()}/auth/v1.0`;
     const t0 = Date.now();
-    const r = await nbdts([`container=${uniqueName('unreach')}`, `auth-url=${url}`, `username=${env.user}`, `password=${secret}`]);
+    const r = await nbdts([
+      `container=${uniqueName('unreach')}`,
+      `auth-url=${url}`,
+      `username=${env.user}`,
+      `password=${secret}`,
+    ]);
     const line = expectOneLineFailure(r, secret);
     expect(line).toContain(url);
     expect(line).toMatch(/ECONNREFUSED/);
@@ -73,7 +88,12 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
   it('auth URL on a fetch "bad port" (127.0.0.1:1) is connected to like any other port', async () => {
     const secret = `pw-${uniqueName('badport')}`;
     const url = 'http://127.0.0.1:1/auth/v1.0';
-    const r = await nbdts([`container=${uniqueName('badport')}`, `auth-url=${url}`, `username=${env.user}`, `password=${secret}`]);
+    const r = await nbdts([
+      `container=${uniqueName('badport')}`,
+      `auth-url=${url}`,
+      `username=${env.user}`,
+      `password=${secret}`,
+    ]);
     const line = expectOneLineFailure(r, secret);
     expect(line).toContain(url);
     expect(line).toMatch(/ECONNREFUSED/);
@@ -83,9 +103,20 @@ describe('nbdts swift start-up errors', { timeout: 110_000 }, () => {
 
   it('a password given as env:NAME is not echoed either when refused', async () => {
     const secret = `envpw-${uniqueName('x')}`;
-    const r = await run(process.execPath, [nbdtsBin, '-U', dir.join('never2.sock'), 'swift', `container=${uniqueName('envpw')}`,
-      `auth-url=${env.authUrl}`, `username=${env.user}`, 'password=env:NBDTS_TEST_BAD_PW'],
-    { timeoutMs: 60_000, env: { NBDTS_TEST_BAD_PW: secret } });
+    const r = await run(
+      process.execPath,
+      [
+        nbdtsBin,
+        '-U',
+        dir.join('never2.sock'),
+        'swift',
+        `container=${uniqueName('envpw')}`,
+        `auth-url=${env.authUrl}`,
+        `username=${env.user}`,
+        'password=env:NBDTS_TEST_BAD_PW',
+      ],
+      { timeoutMs: 60_000, env: { NBDTS_TEST_BAD_PW: secret } },
+    );
     expect(expectOneLineFailure(r, secret)).toMatch(/credentials refused/);
   });
 });

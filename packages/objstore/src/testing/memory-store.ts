@@ -108,16 +108,22 @@ export class MemoryStore implements ObjectStore {
   }
 
   async get(key: string, range?: { offset: number; length: number }, signal?: AbortSignal): Promise<Buffer | null> {
-    return this.#run('get', key, signal, () => {
-      const o = this.objects.get(key);
-      if (!o) return null;
-      let body = range ? o.data.subarray(range.offset, range.offset + range.length) : o.data;
-      if (this.#short > 0 && body.length > 0) {
-        this.#short--;
-        body = body.subarray(0, body.length - 1);
-      }
-      return Buffer.from(body);
-    }, range);
+    return this.#run(
+      'get',
+      key,
+      signal,
+      () => {
+        const o = this.objects.get(key);
+        if (!o) return null;
+        let body = range ? o.data.subarray(range.offset, range.offset + range.length) : o.data;
+        if (this.#short > 0 && body.length > 0) {
+          this.#short--;
+          body = body.subarray(0, body.length - 1);
+        }
+        return Buffer.from(body);
+      },
+      range,
+    );
   }
 
   async put(key: string, data: Buffer, opts: PutOptions, signal?: AbortSignal): Promise<string> {
@@ -126,7 +132,8 @@ export class MemoryStore implements ObjectStore {
       // a caller that changes it during the PUT sends a body that fails the MD5 check.
       const copy = Buffer.from(data);
       const etag = md5(copy);
-      if (opts.md5 !== etag) throw new StoreError('fatal', `BadDigest: Content-MD5 ${opts.md5} does not match ${etag}`, 400);
+      if (opts.md5 !== etag)
+        throw new StoreError('fatal', `BadDigest: Content-MD5 ${opts.md5} does not match ${etag}`, 400);
       if (opts.ifNoneMatch && this.objects.has(key)) throw new StoreError('precondition', 'object exists', 412);
       this.objects.set(key, { data: copy, etag, metadata: { ...opts.metadata }, contentType: opts.contentType });
       if (this.#badEtags > 0) {
@@ -138,7 +145,9 @@ export class MemoryStore implements ObjectStore {
   }
 
   async delete(key: string, signal?: AbortSignal): Promise<void> {
-    return this.#run('delete', key, signal, () => { this.objects.delete(key); });
+    return this.#run('delete', key, signal, () => {
+      this.objects.delete(key);
+    });
   }
 
   async head(key: string, signal?: AbortSignal): Promise<(ObjectInfo & { metadata: Record<string, string> }) | null> {
@@ -150,8 +159,11 @@ export class MemoryStore implements ObjectStore {
 
   async *list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo> {
     const page = await this.#run('list', prefix, signal, () =>
-      [...this.objects.entries()].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([key, o]): ObjectInfo => ({ key, size: o.data.length, etag: o.etag })));
+      [...this.objects.entries()]
+        .filter(([k]) => k.startsWith(prefix))
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([key, o]): ObjectInfo => ({ key, size: o.data.length, etag: o.etag })),
+    );
     yield* page;
   }
 
@@ -166,7 +178,13 @@ export class MemoryStore implements ObjectStore {
     }
   }
 
-  async #run<T>(op: Op, key: string, signal: AbortSignal | undefined, fn: () => T, range?: LoggedCall['range']): Promise<T> {
+  async #run<T>(
+    op: Op,
+    key: string,
+    signal: AbortSignal | undefined,
+    fn: () => T,
+    range?: LoggedCall['range'],
+  ): Promise<T> {
     this.calls[op]++;
     this.log.push(range ? { op, key, range } : { op, key });
     this.inFlight[op]++;
@@ -182,7 +200,11 @@ export class MemoryStore implements ObjectStore {
       if (fault) {
         if (--fault.times <= 0) this.#faults.splice(this.#faults.indexOf(fault), 1);
         if (fault.afterOp) await fn();
-        throw new StoreError(fault.kind, `injected ${fault.kind} fault on ${op} ${key}`, fault.status ?? (fault.kind === 'transient' ? 503 : 500));
+        throw new StoreError(
+          fault.kind,
+          `injected ${fault.kind} fault on ${op} ${key}`,
+          fault.status ?? (fault.kind === 'transient' ? 503 : 500),
+        );
       }
       return fn();
     } finally {

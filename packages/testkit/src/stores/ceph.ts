@@ -27,9 +27,17 @@ export const ensureCeph: () => Promise<CephEnv> = once(async () => {
   if (process.getuid?.() === 0) await runStoreScript(SCRIPT, 'install', 600_000);
   await runStoreScript(SCRIPT, 'start', 180_000);
   const vars = parseStoreEnv(await runStoreScript(SCRIPT, 'env', 10_000));
-  return requireVars(vars, {
-    endpoint: 'NBDTS_RGW_ENDPOINT', accessKey: 'NBDTS_RGW_ACCESS_KEY', secretKey: 'NBDTS_RGW_SECRET_KEY',
-    swiftAuthUrl: 'NBDTS_RGW_SWIFT_AUTH_URL', swiftUser: 'NBDTS_RGW_SWIFT_USER', swiftKey: 'NBDTS_RGW_SWIFT_KEY',
-    stsRoleArn: 'NBDTS_RGW_STS_ROLE_ARN',
-  }, `${SCRIPT} env`);
+  return requireVars(
+    vars,
+    {
+      endpoint: 'NBDTS_RGW_ENDPOINT',
+      accessKey: 'NBDTS_RGW_ACCESS_KEY',
+      secretKey: 'NBDTS_RGW_SECRET_KEY',
+      swiftAuthUrl: 'NBDTS_RGW_SWIFT_AUTH_URL',
+      swiftUser: 'NBDTS_RGW_SWIFT_USER',
+      swiftKey: 'NBDTS_RGW_SWIFT_KEY',
+      stsRoleArn: 'NBDTS_RGW_STS_ROLE_ARN',
+    },
+    `${SCRIPT} env`,
+  );
 });

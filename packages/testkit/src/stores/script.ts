@@ -29,13 +29,20 @@ export async function runStoreScript(script: string, command: string, timeout: n
     return stdout;
   } catch (err) {
     const e = err as Error & { stderr?: string };
-    throw new Error(`${script} ${command} failed: ${e.stderr?.trim() || e.message}\n` +
-      `(install the store with '${script} install' as root)`, { cause: err });
+    throw new Error(
+      `${script} ${command} failed: ${e.stderr?.trim() || e.message}\n` +
+        `(install the store with '${script} install' as root)`,
+      { cause: err },
+    );
   }
 }
 
 /** The named variables from a store's env output; throws naming the first one missing. */
-export function requireVars<K extends string>(vars: Record<string, string>, names: Record<K, string>, source: string): Record<K, string> {
+export function requireVars<K extends string>(
+  vars: Record<string, string>,
+  names: Record<K, string>,
+  source: string,
+): Record<K, string> {
   const out = {} as Record<K, string>;
   for (const [field, name] of Object.entries(names) as [K, string][]) {
     const value = vars[name];
@@ -50,7 +57,9 @@ export function once<T>(start: () => Promise<T>): () => Promise<T> {
   let started: Promise<T> | undefined;
   return () => {
     started ??= start();
-    started.catch(() => { started = undefined; });
+    started.catch(() => {
+      started = undefined;
+    });
     return started;
   };
 }

@@ -27,9 +27,18 @@ const SCRIPT = storeScript('swift');
  */
 export const ensureSwift: () => Promise<SwiftEnv> = once(async () => {
   const vars = parseStoreEnv(await runStoreScript(SCRIPT, 'start', 120_000));
-  return requireVars(vars, {
-    authUrl: 'NBDTS_SWIFT_AUTH_URL', user: 'NBDTS_SWIFT_USER', key: 'NBDTS_SWIFT_KEY',
-    user2: 'NBDTS_SWIFT_USER2', key2: 'NBDTS_SWIFT_KEY2',
-    s3Endpoint: 'NBDTS_S3_ENDPOINT', s3AccessKey: 'NBDTS_S3_ACCESS_KEY', s3SecretKey: 'NBDTS_S3_SECRET_KEY',
-  }, `${SCRIPT} start`);
+  return requireVars(
+    vars,
+    {
+      authUrl: 'NBDTS_SWIFT_AUTH_URL',
+      user: 'NBDTS_SWIFT_USER',
+      key: 'NBDTS_SWIFT_KEY',
+      user2: 'NBDTS_SWIFT_USER2',
+      key2: 'NBDTS_SWIFT_KEY2',
+      s3Endpoint: 'NBDTS_S3_ENDPOINT',
+      s3AccessKey: 'NBDTS_S3_ACCESS_KEY',
+      s3SecretKey: 'NBDTS_S3_SECRET_KEY',
+    },
+    `${SCRIPT} start`,
+  );
 });

@@ -2,8 +2,20 @@ import { open, stat } from 'node:fs/promises';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
 import {
-  acquireLock, breakLock, DEFAULT_RETRY, isAllZero, LockHeldError, md5Offload, readLock, releaseLock, StoreError, withRetry,
-  type HeldLock, parallel, Progress, type Output,
+  acquireLock,
+  breakLock,
+  DEFAULT_RETRY,
+  isAllZero,
+  LockHeldError,
+  md5Offload,
+  readLock,
+  releaseLock,
+  StoreError,
+  withRetry,
+  type HeldLock,
+  parallel,
+  Progress,
+  type Output,
 } from '@nbdts/objstore';
 import { checkGeometry } from '../config.ts';
 import { descriptorKey, lockKey, readDescriptor, splitKeys, writeDescriptor, type DiskDescriptor } from '../disk.ts';
@@ -51,7 +63,8 @@ async function takeLock(store: S3Store, key: string, force: boolean, o: Output):
   } catch (err) {
     if (err instanceof StoreError && err.status === 501) throw noConditionalPut(store, err);
     if (!(err instanceof LockHeldError) || !force) {
-      if (err instanceof LockHeldError) throw new ConfigError(`${err.message.replace(/ break the lock and try again\.$/, '')} use --force to break it`);
+      if (err instanceof LockHeldError)
+        throw new ConfigError(`${err.message.replace(/ break the lock and try again\.$/, '')} use --force to break it`);
       throw err;
     }
     const holder = await breakLock(store, lockKey(key));
@@ -73,21 +86,31 @@ export async function ensureBucket(store: S3Store, probeKey: string): Promise<bo
 }
 
 /** `create`: a new, empty split disk (records its geometry in KEY/nbdts-disk.json). */
-export async function create(store: S3Store, key: string, d: DiskDescriptor, c: CommonOptions, o: Output): Promise<number> {
+export async function create(
+  store: S3Store,
+  key: string,
+  d: DiskDescriptor,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   checkGeometry(d.size, d.objectSize);
   if (await ensureBucket(store, key)) o.err(`created bucket ${store.bucket}`);
   const existing = await existingObjects(store, key);
   const old = await retry(() => readDescriptor(store, key));
   if ((existing.size > 0 || old) && !c.force) {
-    throw new ConfigError(`${store.bucket}/${key} already holds a disk (${existing.size} objects): ` +
-      'delete it first (nbdts-s3 delete) or use --force to start over');
+    throw new ConfigError(
+      `${store.bucket}/${key} already holds a disk (${existing.size} objects): ` +
+        'delete it first (nbdts-s3 delete) or use --force to start over',
+    );
   }
   if (existing.size > 0) {
     await parallel(existing, c.jobs, (i) => retry(() => store.delete(splitKeys(key).keyOf(i))));
     o.err(`deleted ${existing.size} old objects`);
   }
   await retry(() => writeDescriptor(store, key, d));
-  o.err(`created ${store.bucket}/${key}: ${formatSize(d.size)} in objects of ${formatSize(d.objectSize)} (${key}/%016x)`);
+  o.err(
+    `created ${store.bucket}/${key}: ${formatSize(d.size)} in objects of ${formatSize(d.objectSize)} (${key}/%016x)`,
+  );
   return 0;
 }
 
@@ -96,10 +119,20 @@ export async function create(store: S3Store, key: string, d: DiskDescriptor, c: 
  * deleted if the disk had them), the rest are PUT in parallel. The disk is
  * locked meanwhile.
  */
-export async function uploadSplit(store: S3Store, file: string, key: string, d: DiskDescriptor, c: CommonOptions, o: Output): Promise<number> {
+export async function uploadSplit(
+  store: S3Store,
+  file: string,
+  key: string,
+  d: DiskDescriptor,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   checkGeometry(d.size, d.objectSize);
   const fileSize = (await stat(file)).size;
-  if (fileSize > d.size) throw new ConfigError(`${file} (${fileSize} bytes) is larger than the disk (${d.size} bytes): give a larger --size`);
+  if (fileSize > d.size)
+    throw new ConfigError(
+      `${file} (${fileSize} bytes) is larger than the disk (${d.size} bytes): give a larger --size`,
+    );
   if (await ensureBucket(store, key)) o.err(`created bucket ${store.bucket}`);
   const lock = await takeLock(store, key, c.force, o);
   const fh = await open(file, 'r');
@@ -110,20 +143,25 @@ export async function uploadSplit(store: S3Store, file: string, key: string, d: 
     const existing = await existingObjects(store, key);
     const progress = new Progress('upload', d.size, c.progress);
     const count = d.size / d.objectSize;
-    await parallel(Array.from({ length: count }, (_, i) => i), c.jobs, async (i) => {
-      const buf = Buffer.alloc(d.objectSize);
-      const offset = i * d.objectSize;
-      if (offset < fileSize) await fh.read({ buffer: buf, position: offset, length: Math.min(d.objectSize, fileSize - offset) });
-      if (isAllZero(buf)) {
-        if (existing.has(i)) await retry(() => store.delete(keys.keyOf(i)));
-        skipped++;
-      } else {
-        const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
-        await retry(() => store.put(keys.keyOf(i), buf, { md5 }));
-        stored++;
-      }
-      progress.add(d.objectSize);
-    });
+    await parallel(
+      Array.from({ length: count }, (_, i) => i),
+      c.jobs,
+      async (i) => {
+        const buf = Buffer.alloc(d.objectSize);
+        const offset = i * d.objectSize;
+        if (offset < fileSize)
+          await fh.read({ buffer: buf, position: offset, length: Math.min(d.objectSize, fileSize - offset) });
+        if (isAllZero(buf)) {
+          if (existing.has(i)) await retry(() => store.delete(keys.keyOf(i)));
+          skipped++;
+        } else {
+          const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
+          await retry(() => store.put(keys.keyOf(i), buf, { md5 }));
+          stored++;
+        }
+        progress.add(d.objectSize);
+      },
+    );
     progress.end();
     await retry(() => writeDescriptor(store, key, d));
   } finally {
@@ -135,7 +173,13 @@ export async function uploadSplit(store: S3Store, file: string, key: string, d: 
 }
 
 /** `upload` as one object: a single PUT when small, else a parallel multipart upload. */
-export async function uploadObject(store: S3Store, file: string, key: string, c: CommonOptions, o: Output): Promise<number> {
+export async function uploadObject(
+  store: S3Store,
+  file: string,
+  key: string,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   const size = (await stat(file)).size;
   if (await ensureBucket(store, key)) o.err(`created bucket ${store.bucket}`);
   const part = partSize(size);
@@ -152,14 +196,18 @@ export async function uploadObject(store: S3Store, file: string, key: string, c:
       const up = await retry(() => store.createMultipart(key));
       try {
         const parts = Math.ceil(size / part);
-        await parallel(Array.from({ length: parts }, (_, i) => i), Math.min(c.jobs, 8), async (i) => {
-          const len = Math.min(part, size - i * part);
-          const buf = Buffer.alloc(len);
-          await fh.read({ buffer: buf, position: i * part, length: len });
-          const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
-          await retry(() => up.uploadPart(i + 1, buf, md5));
-          progress.add(len);
-        });
+        await parallel(
+          Array.from({ length: parts }, (_, i) => i),
+          Math.min(c.jobs, 8),
+          async (i) => {
+            const len = Math.min(part, size - i * part);
+            const buf = Buffer.alloc(len);
+            await fh.read({ buffer: buf, position: i * part, length: len });
+            const md5 = await md5Offload.hex(buf); // off this thread: parallel jobs would queue behind it
+            await retry(() => up.uploadPart(i + 1, buf, md5));
+            progress.add(len);
+          },
+        );
         await retry(() => up.complete());
       } catch (err) {
         await up.abort().catch(() => {});
@@ -170,13 +218,18 @@ export async function uploadObject(store: S3Store, file: string, key: string, c:
     progress.end();
     await fh.close();
   }
-  o.err(`uploaded ${file} to ${store.bucket}/${key} (${formatSize(size)}${size > part ? `, multipart in parts of ${formatSize(part)}` : ''})`);
+  o.err(
+    `uploaded ${file} to ${store.bucket}/${key} (${formatSize(size)}${size > part ? `, multipart in parts of ${formatSize(part)}` : ''})`,
+  );
   return 0;
 }
 
 /** What is at KEY: one object, or a split disk (from its descriptor or the given geometry). */
-async function whatIs(store: S3Store, key: string, geometry?: DiskDescriptor):
-  Promise<{ kind: 'object'; size: number } | { kind: 'split'; d: DiskDescriptor | null } | null> {
+async function whatIs(
+  store: S3Store,
+  key: string,
+  geometry?: DiskDescriptor,
+): Promise<{ kind: 'object'; size: number } | { kind: 'split'; d: DiskDescriptor | null } | null> {
   if (geometry) return { kind: 'split', d: geometry };
   const head = await retry(() => store.head(key));
   if (head) return { kind: 'object', size: head.size };
@@ -187,7 +240,14 @@ async function whatIs(store: S3Store, key: string, geometry?: DiskDescriptor):
 }
 
 /** `download` an object or a split disk into a file (holes stay sparse). */
-export async function download(store: S3Store, key: string, file: string, geometry: DiskDescriptor | undefined, c: CommonOptions, o: Output): Promise<number> {
+export async function download(
+  store: S3Store,
+  key: string,
+  file: string,
+  geometry: DiskDescriptor | undefined,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   const what = await whatIs(store, key, geometry);
   if (!what) throw new ConfigError(`nothing at ${store.bucket}/${key}: no such object and no split disk ${key}/%016x`);
   if (what.kind === 'split' && !what.d) {
@@ -200,23 +260,35 @@ export async function download(store: S3Store, key: string, file: string, geomet
     await fh.truncate(total);
     if (what.kind === 'object') {
       const step = 8 * 2 ** 20;
-      await parallel(Array.from({ length: Math.ceil(total / step) }, (_, i) => i), c.jobs, async (i) => {
-        const len = Math.min(step, total - i * step);
-        const buf = await retry(() => store.get(key, { offset: i * step, length: len }));
-        if (!buf || buf.length !== len) throw new StoreError('fatal', `GET ${key}: expected ${len} bytes at ${i * step}, got ${buf?.length ?? 'nothing'}`);
-        await fh.write(buf, 0, len, i * step);
-        progress.add(len);
-      });
+      await parallel(
+        Array.from({ length: Math.ceil(total / step) }, (_, i) => i),
+        c.jobs,
+        async (i) => {
+          const len = Math.min(step, total - i * step);
+          const buf = await retry(() => store.get(key, { offset: i * step, length: len }));
+          if (!buf || buf.length !== len)
+            throw new StoreError(
+              'fatal',
+              `GET ${key}: expected ${len} bytes at ${i * step}, got ${buf?.length ?? 'nothing'}`,
+            );
+          await fh.write(buf, 0, len, i * step);
+          progress.add(len);
+        },
+      );
     } else {
       const d = what.d!;
       const keys = splitKeys(key);
       const existing = await existingObjects(store, key);
       progress.add((d.size / d.objectSize - existing.size) * d.objectSize);
-      await parallel([...existing].filter((i) => i * d.objectSize < d.size), c.jobs, async (i) => {
-        const buf = await retry(() => store.get(keys.keyOf(i)));
-        if (buf) await fh.write(buf, 0, Math.min(buf.length, d.size - i * d.objectSize), i * d.objectSize);
-        progress.add(d.objectSize);
-      });
+      await parallel(
+        [...existing].filter((i) => i * d.objectSize < d.size),
+        c.jobs,
+        async (i) => {
+          const buf = await retry(() => store.get(keys.keyOf(i)));
+          if (buf) await fh.write(buf, 0, Math.min(buf.length, d.size - i * d.objectSize), i * d.objectSize);
+          progress.add(d.objectSize);
+        },
+      );
     }
   } finally {
     progress.end();
@@ -237,10 +309,14 @@ export async function info(store: S3Store, key: string, o: Output): Promise<numb
   const existing = await existingObjects(store, key);
   const holder = await retry(() => readLock(store, lockKey(key)));
   const d = what.d;
-  const geometry = d ? `size=${d.size} object-size=${d.objectSize} (${formatSize(d.size)})` : 'size unknown (no descriptor: give size= and object-size=)';
+  const geometry = d
+    ? `size=${d.size} object-size=${d.objectSize} (${formatSize(d.size)})`
+    : 'size unknown (no descriptor: give size= and object-size=)';
   const total = d ? ` of ${d.size / d.objectSize}` : '';
-  o.out(`${store.bucket}/${key}: split disk, ${geometry}, ${existing.size}${total} objects stored, ` +
-    `${holder ? `locked by ${holder.owner} since ${holder.since}` : 'unlocked'}`);
+  o.out(
+    `${store.bucket}/${key}: split disk, ${geometry}, ${existing.size}${total} objects stored, ` +
+      `${holder ? `locked by ${holder.owner} since ${holder.since}` : 'unlocked'}`,
+  );
   return 0;
 }
 
@@ -255,7 +331,9 @@ export async function remove(store: S3Store, key: string, c: CommonOptions, o: O
   }
   const holder = await retry(() => readLock(store, lockKey(key)));
   if (holder && !c.force) {
-    throw new ConfigError(`${store.bucket}/${key} is in use: locked by ${holder.owner} since ${holder.since} (use --force if that server is gone)`);
+    throw new ConfigError(
+      `${store.bucket}/${key} is in use: locked by ${holder.owner} since ${holder.since} (use --force if that server is gone)`,
+    );
   }
   const keys = splitKeys(key);
   const existing = await existingObjects(store, key);

@@ -101,37 +101,65 @@ export class V1Auth implements Authenticator {
 
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
     const what = `authenticating ${this.#user} at ${this.#url}`;
-    const res = await send({
-      method: 'GET', url: this.#url, what, signal, timeoutMs: this.#timeoutMs,
-      headers: { 'X-Auth-User': this.#user, 'X-Auth-Key': this.#key.reveal() },
-    }, transport);
+    const res = await send(
+      {
+        method: 'GET',
+        url: this.#url,
+        what,
+        signal,
+        timeoutMs: this.#timeoutMs,
+        headers: { 'X-Auth-User': this.#user, 'X-Auth-Key': this.#key.reveal() },
+      },
+      transport,
+    );
     if (res.status < 200 || res.status >= 300) {
-      throw authFailed(what, res.status, res.body.toString('utf8'), 'check username (account:user for tempauth) and password');
+      throw authFailed(
+        what,
+        res.status,
+        res.body.toString('utf8'),
+        'check username (account:user for tempauth) and password',
+      );
     }
     const storageUrl = res.headers['x-storage-url'];
     const token = res.headers['x-auth-token'] ?? res.headers['x-storage-token'];
     if (!storageUrl || !token) {
-      throw new StoreError('fatal', `${what}: the answer has no X-Storage-Url/X-Auth-Token: is this a Swift v1 auth URL?`);
+      throw new StoreError(
+        'fatal',
+        `${what}: the answer has no X-Storage-Url/X-Auth-Token: is this a Swift v1 auth URL?`,
+      );
     }
     const ttl = Number(res.headers['x-auth-token-expires']);
     return {
-      storageUrl, token: new Secret(token),
+      storageUrl,
+      token: new Secret(token),
       expiresAt: Number.isFinite(ttl) && ttl > 0 ? Date.now() + ttl * 1000 : undefined,
     };
   }
 }
 
-interface CatalogEndpoint { url: string; regions: string[]; interface?: string }
+interface CatalogEndpoint {
+  url: string;
+  regions: string[];
+  interface?: string;
+}
 
 /** Pick the object-store endpoint for region/interface, or explain what there is. */
-export function pickEndpoint(endpoints: CatalogEndpoint[], region: string | undefined, iface: EndpointInterface,
-  what: string): string {
-  const matches = endpoints.filter((e) => e.interface === iface && (region === undefined || e.regions.includes(region)));
+export function pickEndpoint(
+  endpoints: CatalogEndpoint[],
+  region: string | undefined,
+  iface: EndpointInterface,
+  what: string,
+): string {
+  const matches = endpoints.filter(
+    (e) => e.interface === iface && (region === undefined || e.regions.includes(region)),
+  );
   if (matches.length > 0) return matches[0]!.url;
   const available = endpoints.map((e) => `${e.interface ?? '?'}@${e.regions[0] ?? '?'}`).join(', ') || 'none';
-  throw new StoreError('fatal',
+  throw new StoreError(
+    'fatal',
     `${what}: no object-store endpoint for interface ${iface}${region ? ` in region ${region}` : ''} ` +
-    `(the catalog has: ${available}); set region= or interface=`);
+      `(the catalog has: ${available}); set region= or interface=`,
+  );
 }
 
 /** Keystone v2.0 (tenant + password). */
@@ -156,18 +184,31 @@ export class V2Auth implements Authenticator {
     };
     if (o.projectId) auth.tenantId = o.projectId;
     else if (o.projectName) auth.tenantName = o.projectName;
-    const res = await send({
-      method: 'POST', url: this.#url, what, signal, timeoutMs: o.timeoutMs,
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ auth }),
-    }, transport);
+    const res = await send(
+      {
+        method: 'POST',
+        url: this.#url,
+        what,
+        signal,
+        timeoutMs: o.timeoutMs,
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ auth }),
+      },
+      transport,
+    );
     if (res.status !== 200) {
-      throw authFailed(what, res.status, res.body.toString('utf8'), 'check username, password and project-name (tenant)');
+      throw authFailed(
+        what,
+        res.status,
+        res.body.toString('utf8'),
+        'check username, password and project-name (tenant)',
+      );
     }
     const access = (parseJson(what, res.body) as { access?: Record<string, unknown> }).access ?? {};
     const token = access.token as { id?: string; expires?: string } | undefined;
     if (!token?.id) throw new StoreError('fatal', `${what}: the answer has no token`);
-    const catalog = (access.serviceCatalog as { type?: string; endpoints?: Record<string, string>[] }[] | undefined) ?? [];
+    const catalog =
+      (access.serviceCatalog as { type?: string; endpoints?: Record<string, string>[] }[] | undefined) ?? [];
     const endpoints: CatalogEndpoint[] = [];
     for (const svc of catalog.filter((s) => s.type === 'object-store')) {
       for (const e of svc.endpoints ?? []) {
@@ -193,7 +234,11 @@ export class V3Auth implements Authenticator {
   constructor(authUrl: string, o: AuthOptions) {
     this.#o = o;
     const base = trimSlash(authUrl);
-    this.#url = base.endsWith('/auth/tokens') ? base : /\/v3$/.test(base) ? `${base}/auth/tokens` : `${base}/v3/auth/tokens`;
+    this.#url = base.endsWith('/auth/tokens')
+      ? base
+      : /\/v3$/.test(base)
+        ? `${base}/auth/tokens`
+        : `${base}/v3/auth/tokens`;
     const who = o.applicationCredentialId ?? o.applicationCredentialName ?? o.username ?? o.userId;
     this.description = `keystone v3 ${o.applicationCredentialId || o.applicationCredentialName ? 'application credential' : 'user'} ${who} at ${authUrl}`;
   }
@@ -202,11 +247,16 @@ export class V3Auth implements Authenticator {
   requestBody(): unknown {
     const o = this.#o;
     const domain = (name?: string, id?: string): Record<string, string> => (id ? { id } : { name: name ?? 'Default' });
-    const user: Record<string, unknown> = o.userId ? { id: o.userId } : { name: o.username, domain: domain(o.userDomainName, o.userDomainId) };
+    const user: Record<string, unknown> = o.userId
+      ? { id: o.userId }
+      : { name: o.username, domain: domain(o.userDomainName, o.userDomainId) };
     if (o.applicationCredentialId || o.applicationCredentialName) {
       const cred: Record<string, unknown> = { secret: o.applicationCredentialSecret?.reveal() ?? '' };
       if (o.applicationCredentialId) cred.id = o.applicationCredentialId;
-      else { cred.name = o.applicationCredentialName; cred.user = user; }
+      else {
+        cred.name = o.applicationCredentialName;
+        cred.user = user;
+      }
       // An application credential is already scoped: Keystone refuses a scope with it.
       return { auth: { identity: { methods: ['application_credential'], application_credential: cred } } };
     }
@@ -228,14 +278,25 @@ export class V3Auth implements Authenticator {
   async authenticate(signal?: AbortSignal, transport?: HttpTransport): Promise<Credentials> {
     const o = this.#o;
     const what = `authenticating ${this.description}`;
-    const res = await send({
-      method: 'POST', url: this.#url, what, signal, timeoutMs: o.timeoutMs,
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify(this.requestBody()),
-    }, transport);
+    const res = await send(
+      {
+        method: 'POST',
+        url: this.#url,
+        what,
+        signal,
+        timeoutMs: o.timeoutMs,
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(this.requestBody()),
+      },
+      transport,
+    );
     if (res.status !== 201 && res.status !== 200) {
-      throw authFailed(what, res.status, res.body.toString('utf8'),
-        'check username/user-domain-name, password and project-name/project-domain-name (or the application credential)');
+      throw authFailed(
+        what,
+        res.status,
+        res.body.toString('utf8'),
+        'check username/user-domain-name, password and project-name/project-domain-name (or the application credential)',
+      );
     }
     const tokenId = res.headers['x-subject-token'];
     if (!tokenId) throw new StoreError('fatal', `${what}: the answer has no X-Subject-Token`);
@@ -244,10 +305,13 @@ export class V3Auth implements Authenticator {
     // v3 endpoints name their region twice (region, region_id): region= may be either.
     const endpoints: CatalogEndpoint[] = catalog
       .filter((svc) => svc.type === 'object-store')
-      .flatMap((svc) => (svc.endpoints ?? []).map((e) => ({
-        url: e.url ?? '', interface: e.interface,
-        regions: [e.region_id, e.region].filter((r): r is string => typeof r === 'string'),
-      })))
+      .flatMap((svc) =>
+        (svc.endpoints ?? []).map((e) => ({
+          url: e.url ?? '',
+          interface: e.interface,
+          regions: [e.region_id, e.region].filter((r): r is string => typeof r === 'string'),
+        })),
+      )
       .filter((e) => e.url);
     // storage-url= replaces the catalog: do not insist on an endpoint the user will not use.
     const storageUrl = o.storageUrl ?? pickEndpoint(endpoints, o.region, o.interface ?? 'public', what);
@@ -296,7 +360,8 @@ class StorageUrlOverride implements Authenticator {
  */
 export function createAuthenticator(o: AuthOptions): Authenticator {
   if (o.token) {
-    if (!o.storageUrl) throw new Error('token= needs storage-url= (the account URL, e.g. https://swift.example.com/v1/AUTH_project)');
+    if (!o.storageUrl)
+      throw new Error('token= needs storage-url= (the account URL, e.g. https://swift.example.com/v1/AUTH_project)');
     return new StaticAuth(o.storageUrl, o.token);
   }
   if (!o.authUrl) {
@@ -306,15 +371,20 @@ export function createAuthenticator(o: AuthOptions): Authenticator {
   const appCred = Boolean(o.applicationCredentialId || o.applicationCredentialName);
   let auth: Authenticator;
   if (version === 3 && appCred) {
-    if (!o.applicationCredentialSecret) throw new Error('application-credential-id= needs application-credential-secret=');
+    if (!o.applicationCredentialSecret)
+      throw new Error('application-credential-id= needs application-credential-secret=');
     if (o.applicationCredentialName && !o.applicationCredentialId && !o.username && !o.userId) {
-      throw new Error('application-credential-name= needs username= (or user-id=) too; or use application-credential-id=');
+      throw new Error(
+        'application-credential-name= needs username= (or user-id=) too; or use application-credential-id=',
+      );
     }
     auth = new V3Auth(o.authUrl, o);
   } else {
-    if (appCred) throw new Error('application credentials need Keystone v3: use an auth-url ending in /v3 or auth-version=3');
+    if (appCred)
+      throw new Error('application credentials need Keystone v3: use an auth-url ending in /v3 or auth-version=3');
     if (!o.username && !o.userId) throw new Error('username= is required with auth-url=');
-    if (!o.password) throw new Error('password= is required with username= (use password=- to be prompted, or password=+FILE)');
+    if (!o.password)
+      throw new Error('password= is required with username= (use password=- to be prompted, or password=+FILE)');
     if (version === 1) {
       if (!o.username) throw new Error('auth v1 needs username= (account:user for tempauth), not user-id=');
       auth = new V1Auth(o.authUrl, o.username, o.password, o.timeoutMs);

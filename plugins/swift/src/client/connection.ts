@@ -80,8 +80,15 @@ export class SwiftConnection {
    */
   #reauthenticate(): Promise<Credentials> {
     this.#pending ??= this.auth.authenticate(undefined, this.transport).then(
-      (creds) => { this.#creds = creds; this.#pending = undefined; return creds; },
-      (err: unknown) => { this.#pending = undefined; throw err; },
+      (creds) => {
+        this.#creds = creds;
+        this.#pending = undefined;
+        return creds;
+      },
+      (err: unknown) => {
+        this.#pending = undefined;
+        throw err;
+      },
     );
     return this.#pending;
   }
@@ -112,9 +119,12 @@ export class SwiftConnection {
         continue;
       }
       if (res.status === 401 || res.status === 403) {
-        const hint = res.status === 403
-          ? 'the user may not access this container (check ACLs or the account)'
-          : this.auth.canRefresh ? 'a fresh token was refused too' : 'the token= given has expired or is wrong';
+        const hint =
+          res.status === 403
+            ? 'the user may not access this container (check ACLs or the account)'
+            : this.auth.canRefresh
+              ? 'a fresh token was refused too'
+              : 'the token= given has expired or is wrong';
         throw new StoreError('auth', `${req.what}: HTTP ${res.status}: ${hint}`, res.status);
       }
       return res;
@@ -131,13 +141,17 @@ export class SwiftConnection {
   }
 
   /** Account listing (every container, following pagination). */
-  async *listContainers(options: { prefix?: string; limit?: number; signal?: AbortSignal } = {}): AsyncIterable<ContainerSummary> {
+  async *listContainers(
+    options: { prefix?: string; limit?: number; signal?: AbortSignal } = {},
+  ): AsyncIterable<ContainerSummary> {
     const limit = options.limit ?? 10_000;
     let marker: string | undefined;
     for (;;) {
       const res = await this.request({
-        method: 'GET', query: { format: 'json', limit, marker, prefix: options.prefix },
-        signal: options.signal, what: 'listing containers',
+        method: 'GET',
+        query: { format: 'json', limit, marker, prefix: options.prefix },
+        signal: options.signal,
+        what: 'listing containers',
       });
       if (res.status === 204) return;
       if (res.status !== 200) throw statusError('listing containers', res.status, res.body.toString('utf8'));

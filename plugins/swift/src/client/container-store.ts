@@ -48,8 +48,7 @@ export class SwiftContainerStore implements ObjectStore {
   #fail(what: string, res: HttpResponse, objectLevel: boolean): StoreError {
     // Swift answers 404 to object PUT/list/POST when the container is gone.
     if (res.status === 404 && !objectLevel) {
-      return new StoreError('missing-container',
-        `${what}: container ${this.container} does not exist`, 404);
+      return new StoreError('missing-container', `${what}: container ${this.container} does not exist`, 404);
     }
     return statusError(what, res.status, res.body.toString('utf8'));
   }
@@ -59,7 +58,14 @@ export class SwiftContainerStore implements ObjectStore {
     if (range && range.length === 0) return Buffer.alloc(0);
     const headers: Record<string, string> = {};
     if (range) headers.Range = `bytes=${range.offset}-${range.offset + range.length - 1}`;
-    const res = await this.conn.request({ method: 'GET', container: this.container, object: key, headers, signal, what });
+    const res = await this.conn.request({
+      method: 'GET',
+      container: this.container,
+      object: key,
+      headers,
+      signal,
+      what,
+    });
     if (res.status === 404) return null;
     if (res.status === 416) return Buffer.alloc(0); // range wholly past the end
     if (res.status === 206) return res.body;
@@ -79,7 +85,15 @@ export class SwiftContainerStore implements ObjectStore {
     };
     if (opts.ifNoneMatch) headers['If-None-Match'] = '*';
     for (const [k, v] of Object.entries(opts.metadata ?? {})) headers[`X-Object-Meta-${k}`] = v;
-    const res = await this.conn.request({ method: 'PUT', container: this.container, object: key, headers, body: data, signal, what });
+    const res = await this.conn.request({
+      method: 'PUT',
+      container: this.container,
+      object: key,
+      headers,
+      body: data,
+      signal,
+      what,
+    });
     if (res.status === 201) return unquote(res.headers['etag']) ?? opts.md5;
     if (res.status === 412) throw new StoreError('precondition', `${what}: the object already exists`, 412);
     if (res.status === 404) throw this.#fail(what, res, false);
@@ -111,12 +125,20 @@ export class SwiftContainerStore implements ObjectStore {
     let marker: string | undefined;
     for (;;) {
       const res = await this.conn.request({
-        method: 'GET', container: this.container, signal, what,
+        method: 'GET',
+        container: this.container,
+        signal,
+        what,
         query: { format: 'json', limit: this.#listLimit, prefix: prefix || undefined, marker },
       });
       if (res.status === 204) return;
       if (res.status !== 200) throw this.#fail(what, res, false);
-      const page = JSON.parse(res.body.toString('utf8')) as { name?: string; subdir?: string; bytes?: number; hash?: string }[];
+      const page = JSON.parse(res.body.toString('utf8')) as {
+        name?: string;
+        subdir?: string;
+        bytes?: number;
+        hash?: string;
+      }[];
       for (const o of page) {
         if (o.name !== undefined) yield { key: o.name, size: o.bytes ?? 0, etag: o.hash?.toLowerCase() };
       }

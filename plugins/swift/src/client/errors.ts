@@ -13,7 +13,16 @@ export function kindOfStatus(status: number): StoreErrorKind {
 }
 
 /** A StoreError for an HTTP failure, with a short excerpt of the body (never headers: they carry tokens). */
-export function statusError(what: string, status: number, body: string, kind: StoreErrorKind = kindOfStatus(status)): StoreError {
-  const text = body.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 200);
+export function statusError(
+  what: string,
+  status: number,
+  body: string,
+  kind: StoreErrorKind = kindOfStatus(status),
+): StoreError {
+  const text = body
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 200);
   return new StoreError(kind, `${what}: HTTP ${status}${text ? ` (${text})` : ''}`, status);
 }

@@ -1,4 +1,9 @@
-import { HttpTransport, DEFAULT_REQUEST_TIMEOUT_MS, type TransportRequest, type TransportResponse } from '@nbdts/objstore';
+import {
+  HttpTransport,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type TransportRequest,
+  type TransportResponse,
+} from '@nbdts/objstore';
 
 export type HttpRequest = TransportRequest;
 export type HttpResponse = TransportResponse;

@@ -1,12 +1,25 @@
 import { open as openFile, stat } from 'node:fs/promises';
 import { ConfigError, formatSize } from '@nbdts/plugin-api';
 import {
-  isAllZero, md5Offload, withRetry, DEFAULT_RETRY, StoreError, parallel, Progress, type Output,
+  isAllZero,
+  md5Offload,
+  withRetry,
+  DEFAULT_RETRY,
+  StoreError,
+  parallel,
+  Progress,
+  type Output,
 } from '@nbdts/objstore';
 import type { SwiftContainerStore } from '../client/index.ts';
 import { forceUnlock, lockContainer, lockOwner, unlockContainer, type ContainerLock } from '../container-lock.ts';
 import {
-  DEFAULT_OBJECT_SIZE, diskSize, objectKeys, objectsFor, parseFormat, setupContainer, type DiskFormat,
+  DEFAULT_OBJECT_SIZE,
+  diskSize,
+  objectKeys,
+  objectsFor,
+  parseFormat,
+  setupContainer,
+  type DiskFormat,
 } from '../format.ts';
 
 /** Where messages go: the tool prints to stdout/stderr, tests capture them. */
@@ -24,7 +37,10 @@ const retry = <T>(fn: () => Promise<T>): Promise<T> => withRetry(DEFAULT_RETRY, 
 async function requireFormat(store: SwiftContainerStore): Promise<DiskFormat> {
   const meta = await retry(() => store.getContainerMeta());
   const f = parseFormat(store.container, meta);
-  if (!f) throw new ConfigError(`${store.container} is not set up as a swiftnbd disk (run: nbdts-swift setup ${store.container} OBJECTS)`);
+  if (!f)
+    throw new ConfigError(
+      `${store.container} is not set up as a swiftnbd disk (run: nbdts-swift setup ${store.container} OBJECTS)`,
+    );
   return f;
 }
 
@@ -39,8 +55,14 @@ export async function listDisks(stores: SwiftContainerStore[], simple: boolean, 
     try {
       const f = parseFormat(store.container, await retry(() => store.getContainerMeta()));
       if (!f) o.out(`${store.container} is not a swiftnbd container`);
-      else if (simple) o.out(`${store.container} objects=${f.objects} object-size=${f.objectSize} size=${diskSize(f)} version=${f.version} ${f.client ? 'locked' : 'unlocked'}`);
-      else o.out(`${store.container} objects=${f.objects} size=${f.objectSize} (${formatSize(diskSize(f))}, version=${f.version}, ${lockText(f)})`);
+      else if (simple)
+        o.out(
+          `${store.container} objects=${f.objects} object-size=${f.objectSize} size=${diskSize(f)} version=${f.version} ${f.client ? 'locked' : 'unlocked'}`,
+        );
+      else
+        o.out(
+          `${store.container} objects=${f.objects} size=${f.objectSize} (${formatSize(diskSize(f))}, version=${f.version}, ${lockText(f)})`,
+        );
     } catch (err) {
       status = 1;
       if (err instanceof StoreError && err.kind === 'missing-container') o.err(`${store.container} doesn't exist`);
@@ -51,7 +73,13 @@ export async function listDisks(stores: SwiftContainerStore[], simple: boolean, 
 }
 
 /** `setup`: create the container and write the format; refuses to overwrite without force. */
-export async function setup(store: SwiftContainerStore, objects: number, objectSize: number, c: CommonOptions, o: Output): Promise<number> {
+export async function setup(
+  store: SwiftContainerStore,
+  objects: number,
+  objectSize: number,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   await setupContainer(store, { objects, objectSize, force: c.force });
   o.err(`Done, ${store.container}: ${objects} objects of ${objectSize} bytes (${formatSize(objects * objectSize)})`);
   return 0;
@@ -123,7 +151,12 @@ async function storedIndexes(store: SwiftContainerStore, f: DiskFormat): Promise
 }
 
 /** `download`: the disk as a sparse raw image (objects that do not exist stay holes). */
-export async function download(store: SwiftContainerStore, image: string, c: CommonOptions, o: Output): Promise<number> {
+export async function download(
+  store: SwiftContainerStore,
+  image: string,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   const f = await requireFormat(store);
   const size = diskSize(f);
   await whileLocked(store, c, async () => {
@@ -157,8 +190,13 @@ export async function download(store: SwiftContainerStore, image: string, c: Com
  * stored (and deleted if the container had them), so the container reads
  * exactly as the image. Sets the container up when it is not a disk yet.
  */
-export async function upload(image: string, store: SwiftContainerStore, objectSizeOpt: number | undefined, c: CommonOptions,
-  o: Output): Promise<number> {
+export async function upload(
+  image: string,
+  store: SwiftContainerStore,
+  objectSizeOpt: number | undefined,
+  c: CommonOptions,
+  o: Output,
+): Promise<number> {
   const imageSize = (await stat(image)).size;
   let f: DiskFormat | null = null;
   try {
@@ -181,7 +219,11 @@ export async function upload(image: string, store: SwiftContainerStore, objectSi
   await whileLocked(store, c, async () => {
     const existing = new Set(await retry(() => storedIndexes(store, format)));
     const fh = await openFile(image, 'r');
-    const progress = new Progress(`Uploading ${store.container}`, diskSize(format), !c.quiet && process.stderr.isTTY === true);
+    const progress = new Progress(
+      `Uploading ${store.container}`,
+      diskSize(format),
+      !c.quiet && process.stderr.isTTY === true,
+    );
     try {
       const indexes = Array.from({ length: format.objects }, (_, i) => i);
       await parallel(indexes, c.jobs, async (i) => {
@@ -232,4 +274,3 @@ export async function deleteDisk(store: SwiftContainerStore, c: CommonOptions, o
   o.err(`Done, ${store.container} has been deleted (${deleted} objects${f ? '' : ', it was not a swiftnbd disk'})`);
   return 0;
 }
-
