@@ -30,6 +30,11 @@ export class ByteReader {
     return this.#total;
   }
 
+  /** The stream ended or failed (or the connection was stopped): reads reject. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
   push(chunk: Buffer): void {
     if (this.#failure) return;
     this.#chunks.push(chunk);

@@ -705,3 +705,29 @@ describe('lent read buffers', () => {
     }
   });
 });
+
+describe('invalid requests', () => {
+  it('are answered with the error, and the reason is logged at debug level', async () => {
+    const lines: string[] = [];
+    const { Writable } = await import('node:stream');
+    const pino = (await import('pino')).default;
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(...chunk.toString().split('\n').filter(Boolean));
+        cb();
+      },
+    });
+    const s = await start({ size: MiB }, { logger: pino({ level: 'debug' }, sink) });
+    try {
+      const { c } = await RawClient.open(s.path, { structured: true });
+      const r = await c.call({ type: Cmd.READ, cookie: 7n, offset: MiB - 512, length: 1024 });
+      expect(r.error).toBe(NbdErr.EINVAL);
+      c.destroy();
+      const line = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.reason !== undefined);
+      expect(line).toMatchObject({ level: 20, cmd: 'READ', reason: 'request past the end of the export' });
+      expect(line!.msg).toBe('invalid request: EINVAL');
+    } finally {
+      await s.stop();
+    }
+  });
+});
