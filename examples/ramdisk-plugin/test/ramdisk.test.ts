@@ -1,5 +1,6 @@
 import { describe, it, expect, beforeAll } from 'vitest';
-import { ExtentType, Flag, setPluginLogger } from '@nbdts/plugin-api';
+import { ExtentType, Flag } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import ramdisk from '../src/index.ts';
 
 // Plugin tests call the callbacks directly, in the order the engine would:

@@ -9,11 +9,12 @@
  *   ro-after=N      let the first N writes through, then start refusing/failing
  *                   (counted over all connections; default 0)
  *
- * A filter sees the next layer as a Plugin and returns the callbacks it
- * replaces; everything else passes straight through. Its parameters share the
- * command line with the plugin's, hence the ro- prefix.
+ * A filter implements only the callbacks it changes; each gets `next`, the
+ * layer below for this connection, with every callback present and the
+ * engine's defaults applied. Everything else passes straight through.
+ * Parameters share the command line with the plugin's, hence the ro- prefix.
  */
-import { defineFilter, log, nbdError, param, z, type Plugin } from '@nbdts/plugin-api';
+import { defineFilter, log, nbdError, param, z, type Next } from '@nbdts/plugin-api';
 
 const config = z.object({
   roMode: z
@@ -28,7 +29,37 @@ const config = z.object({
 });
 export type ReadOnlyConfig = z.output<typeof config>;
 
-type AnyPlugin = Plugin<unknown, unknown>;
+/** The settings, and the writes still allowed, in memory every thread sees (see threads below). */
+interface State {
+  settings: ReadOnlyConfig;
+  /** One Int32: writes left, shared by all connections on all threads. */
+  left: SharedArrayBuffer;
+}
+let state: State | undefined;
+
+function current(): { settings: ReadOnlyConfig; left: Int32Array } {
+  if (!state) throw new Error('readonly filter used before configComplete');
+  return { settings: state.settings, left: new Int32Array(state.left) };
+}
+
+/** Take one write from the allowance; true when this one must be stopped. */
+function stop(what: string, offset: number): boolean {
+  const { settings, left } = current();
+  // Atomically: connections on other threads count against the same allowance.
+  for (;;) {
+    const n = Atomics.load(left, 0);
+    if (n <= 0) break;
+    if (Atomics.compareExchange(left, 0, n, n - 1) === n) return false;
+  }
+  log.debug(`readonly: ${what} at ${offset} refused with ${settings.roError}`);
+  return true;
+}
+
+function guard(what: string, offset: number): void {
+  if (!stop(what, offset)) return;
+  const { roMode, roError } = current().settings;
+  throw nbdError(roMode === 'refuse' ? 'EROFS' : roError, `readonly filter: ${what} at offset ${offset} refused`);
+}
 
 export default defineFilter({
   name: 'readonly',
@@ -36,52 +67,39 @@ export default defineFilter({
   description: 'Example: make an export read-only, or fail its writes',
   config,
 
-  wrap(next: AnyPlugin, c: ReadOnlyConfig): Partial<AnyPlugin> {
-    let writesLeft = c.roAfter;
+  configComplete(c) {
+    const left = new SharedArrayBuffer(4);
+    Atomics.store(new Int32Array(left), 0, c.roAfter);
+    state = { settings: c, left };
+  },
 
-    // Count a write; true when this one must be stopped.
-    function stop(what: string, offset: number): boolean {
-      if (writesLeft > 0) {
-        writesLeft--;
-        return false;
-      }
-      log.debug(`readonly: ${what} at ${offset} refused with ${c.roError}`);
-      return true;
-    }
+  // Worker threads: every thread's copy of this module uses the same settings and allowance.
+  threads: {
+    share: () => state,
+    attach: (shared) => {
+      state = shared as State;
+    },
+  },
 
-    const refuse = c.roMode === 'refuse';
-    const fail = (what: string, offset: number): never => {
-      throw nbdError(refuse ? 'EROFS' : c.roError, `readonly filter: ${what} at offset ${offset} refused`);
-    };
+  // In refuse mode the client is told up front (NBD_FLAG_READ_ONLY), once the
+  // allowance is used up. canWrite is asked when a client connects.
+  async canWrite(next: Next) {
+    const { settings, left } = current();
+    return (await next.canWrite()) && (settings.roMode !== 'refuse' || Atomics.load(left, 0) > 0);
+  },
 
-    return {
-      // In refuse mode the client is told up front (NBD_FLAG_READ_ONLY), once the
-      // allowance is used up. canWrite is asked when a client connects.
-      canWrite: async (h) => {
-        const writable = next.canWrite ? await next.canWrite(h) : next.pwrite !== undefined;
-        return writable && (!refuse || writesLeft > 0);
-      },
-
-      // Both modes still guard the data callbacks: a connection made while
-      // writes were allowed may keep sending them.
-      pwrite:
-        next.pwrite &&
-        (async (h, buf, offset, flags) => {
-          if (stop('write', offset)) fail('write', offset);
-          return next.pwrite!(h, buf, offset, flags);
-        }),
-      trim:
-        next.trim &&
-        (async (h, count, offset, flags) => {
-          if (stop('trim', offset)) fail('trim', offset);
-          return next.trim!(h, count, offset, flags);
-        }),
-      zero:
-        next.zero &&
-        (async (h, count, offset, flags) => {
-          if (stop('zero', offset)) fail('zero', offset);
-          return next.zero!(h, count, offset, flags);
-        }),
-    };
+  // Both modes still guard the data callbacks: a connection made while
+  // writes were allowed may keep sending them.
+  pwrite(next, _h, buf, offset, flags) {
+    guard('write', offset);
+    return next.pwrite(buf, offset, flags);
+  },
+  trim(next, _h, count, offset, flags) {
+    guard('trim', offset);
+    return next.trim(count, offset, flags);
+  },
+  zero(next, _h, count, offset, flags) {
+    guard('zero', offset);
+    return next.zero(count, offset, flags);
   },
 });

@@ -6,16 +6,20 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Filter, Plugin } from '@nbdts/plugin-api';
 import { describeSchema, type ParamInfo } from './schema.ts';
-import { BUILTIN_PLUGINS } from './plugin-loader.ts';
+import { BUILTIN_FILTERS, BUILTIN_PLUGINS, type Loaded } from './plugin-loader.ts';
 
 const PKG_JSON = fileURLToPath(new URL('../package.json', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/nbdts.js', import.meta.url));
 
 export const VERSION: string = (JSON.parse(readFileSync(PKG_JSON, 'utf8')) as { version: string }).version;
 
-export function renderVersion(plugin?: Plugin<unknown, unknown>): string {
+export function renderVersion(
+  plugin?: Plugin<unknown, unknown>,
+  filters: readonly Filter<unknown, unknown>[] = [],
+): string {
   let out = `nbdts ${VERSION}\n`;
   if (plugin) out += `${plugin.name} ${plugin.version ?? 'unknown'}\n`;
+  for (const f of filters) out += `${f.name} ${f.version ?? 'unknown'}\n`;
   return out;
 }
 
@@ -32,7 +36,8 @@ Listening:
   -s, --single             serve one connection on stdin/stdout, then exit
   -e, --exportname NAME    export name used in the printed URI and for --run
   -r, --readonly           refuse writes
-      --filter=FILTER      stack a filter (repeatable; first is outermost)
+      --filter=FILTER      stack a filter (repeatable; the first is nearest the client):
+                           a built-in name (below), a file (./my-filter.ts) or a package
 
 Running:
       --run 'CMD'          run CMD via sh -c with $uri, $nbd, $port, $unixsocket,
@@ -50,7 +55,8 @@ Logging:
       --log-level LEVEL    trace, debug, info, warn, error, fatal or silent
 
 Information:
-  -h, --help               this help; 'nbdts PLUGIN --help' describes a plugin's parameters
+  -h, --help               this help; 'nbdts PLUGIN --help' describes a plugin's parameters,
+                           'nbdts --filter=FILTER --help' a filter's
   -V, --version            print the version (and the plugin's, if one is named)
       --dump-plugin        print facts about PLUGIN as key=value lines
       --dump-config        print facts about nbdts as key=value lines
@@ -60,6 +66,11 @@ Examples:
   nbdts -U - memory size=1M --run 'nbdinfo "$uri"'
   nbdinfo -- [ nbdts ./my-plugin.ts ]        (socket activation: LISTEN_FDS/LISTEN_PID)
   nbdts PLUGIN --help                        (the plugin's parameters)
+
+Built-in filters (nbdts --filter=NAME --help describes one):
+${wrap(Object.keys(BUILTIN_FILTERS).join(' ') || '(none)', WIDTH - 2)
+  .map((l) => `  ${l}`)
+  .join('\n')}
 `;
 }
 
@@ -101,10 +112,25 @@ function paramsSection(title: string, params: ParamInfo[] | undefined, hasConfig
   return `${title}:\n${params.flatMap(paramLine).join('\n')}\n`;
 }
 
-/** `nbdts PLUGIN --help`: the parameters from the zod schema, then the plugin's usage text. */
+/** One filter's section of --help: its parameters from the zod schema, then its usage text. */
+function filterHelp(f: Loaded<Filter<unknown, unknown>>): string {
+  const v = f.value;
+  let out = `\nfilter: ${v.name}${v.version ? ` ${v.version}` : ''} (${f.path})\n`;
+  if (v.description) out += `${v.description}\n`;
+  out += paramsSection('Parameters', describeSchema(v.config), v.config !== undefined);
+  if (v.usage) out += `\n${v.usage.trimEnd()}\n`;
+  return out;
+}
+
+/** `nbdts --filter=NAME --help` without a plugin: each filter's section, after the general help. */
+export function renderFiltersHelp(filters: ReadonlyArray<Loaded<Filter<unknown, unknown>>>): string {
+  return filters.map(filterHelp).join('');
+}
+
+/** `nbdts PLUGIN --help`: the plugin's parameters and usage, then each filter's (outermost first). */
 export function renderPluginHelp(
   plugin: Plugin<unknown, unknown>,
-  filters: ReadonlyArray<Filter<unknown>> = [],
+  filters: ReadonlyArray<Loaded<Filter<unknown, unknown>>> = [],
   path?: string,
 ): string {
   const params = describeSchema(plugin.config);
@@ -112,17 +138,14 @@ export function renderPluginHelp(
   let out = `plugin: ${plugin.name}${plugin.version ? ` ${plugin.version}` : ''}${path ? ` (${path})` : ''}\n`;
   if (plugin.description) out += `${plugin.description}\n`;
   const usageArgs = magic ? ` [${magic.flag}=]${magic.type}` : '';
-  out += `\nUsage: nbdts [OPTIONS] ${plugin.name}${usageArgs} [KEY=VALUE ...]\n\n`;
+  const filterArgs = filters.map((f) => ` --filter=${f.value.name}`).join('');
+  out += `\nUsage: nbdts [OPTIONS]${filterArgs} ${plugin.name}${usageArgs} [KEY=VALUE ...]\n\n`;
   out += paramsSection('Parameters', params, plugin.config !== undefined);
   if (plugin.magicConfigKey) {
     out += `\nA bare argument without '=' is taken as ${magic?.flag ?? plugin.magicConfigKey}=.\n`;
   }
-  for (const f of filters) {
-    out += `\nfilter: ${f.name}${f.version ? ` ${f.version}` : ''}${f.description ? ` - ${f.description}` : ''}\n`;
-    out += paramsSection('Parameters', describeSchema(f.config), f.config !== undefined);
-  }
   if (plugin.usage) out += `\n${plugin.usage.trimEnd()}\n`;
-  return out;
+  return out + renderFiltersHelp(filters);
 }
 
 const CALLBACKS: ReadonlyArray<[keyof Plugin<unknown, unknown>, string]> = [
@@ -156,8 +179,32 @@ const CALLBACKS: ReadonlyArray<[keyof Plugin<unknown, unknown>, string]> = [
   ['cache', 'cache'],
 ];
 
-/** One line per fact, `key=value`, like nbdkit --dump-plugin. */
-export function renderDumpPlugin(plugin: Plugin<unknown, unknown>, path: string): string {
+const FILTER_CALLBACKS: ReadonlyArray<[keyof Filter<unknown, unknown>, string]> = [
+  ['configComplete', 'config_complete'],
+  ['getReady', 'get_ready'],
+  ['unload', 'unload'],
+  ['preconnect', 'preconnect'],
+  ['listExports', 'list_exports'],
+  ['defaultExport', 'default_export'],
+  ['open', 'open'],
+  ['prepare', 'prepare'],
+  ['finalize', 'finalize'],
+  ['close', 'close'],
+  ...(CALLBACKS.filter(
+    ([k]) =>
+      !['configComplete', 'getReady', 'unload', 'listExports', 'defaultExport', 'open', 'close', 'read'].includes(k),
+  ) as Array<[keyof Filter<unknown, unknown>, string]>),
+];
+
+/**
+ * One line per fact, `key=value`, like nbdkit --dump-plugin; then the
+ * filters in the stack (outermost first), each fact as filter.NAME.KEY.
+ */
+export function renderDumpPlugin(
+  plugin: Plugin<unknown, unknown>,
+  path: string,
+  filters: ReadonlyArray<Loaded<Filter<unknown, unknown>>> = [],
+): string {
   const params = describeSchema(plugin.config);
   const lines = [
     `path=${path}`,
@@ -167,11 +214,26 @@ export function renderDumpPlugin(plugin: Plugin<unknown, unknown>, path: string)
     `nbdts_version=${VERSION}`,
     `magic_config_key=${plugin.magicConfigKey ?? ''}`,
     `concurrency=${plugin.concurrency ?? 'unlimited'}`,
+    `threads=${plugin.threads ? 1 : 0}`,
     `has_config=${plugin.config ? 1 : 0}`,
     `has_usage=${plugin.usage ? 1 : 0}`,
     ...CALLBACKS.map(([key, name]) => `has_${name}=${typeof plugin[key] === 'function' ? 1 : 0}`),
   ];
   if (params) lines.push(`params=${params.map((p) => p.flag).join(',')}`);
+  lines.push(`filters=${filters.map((f) => f.value.name).join(',')}`);
+  for (const f of filters) {
+    const v = f.value;
+    const k = `filter.${v.name}`;
+    const fp = describeSchema(v.config);
+    lines.push(
+      `${k}.path=${f.path}`,
+      `${k}.version=${v.version ?? ''}`,
+      `${k}.description=${(v.description ?? '').replace(/\n/g, ' ')}`,
+      `${k}.threads=${v.threads ? 1 : 0}`,
+      ...FILTER_CALLBACKS.map(([key, name]) => `${k}.has_${name}=${typeof v[key] === 'function' ? 1 : 0}`),
+    );
+    if (fp) lines.push(`${k}.params=${fp.map((p) => p.flag).join(',')}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -181,6 +243,7 @@ export function renderDumpConfig(): string {
   return (
     [
       `binary=${BIN}`,
+      `builtin_filters=${Object.keys(BUILTIN_FILTERS).join(',')}`,
       `builtin_plugins=${Object.keys(BUILTIN_PLUGINS).join(',')}`,
       `exit_with_parent=yes`,
       `exit_with_parent_method=poll-ppid`,

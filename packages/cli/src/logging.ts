@@ -6,7 +6,7 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import type { PluginLogger } from '@nbdts/plugin-api';
+import type { PluginLogger } from '@nbdts/plugin-api/engine';
 import type { LogLevel } from './args.ts';
 import type { ParamInfo } from './schema.ts';
 

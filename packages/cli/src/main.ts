@@ -3,15 +3,23 @@
  * plugin's start-up callbacks, start the engine, serve until told to stop.
  * main() returns the exit status; bin/nbdts.js exits with it.
  */
-import { ConfigError, setPluginLogger } from '@nbdts/plugin-api';
-import type { Filter, Plugin } from '@nbdts/plugin-api';
-import type { ApplyFilters, CreateServer } from '@nbdts/server';
+import { ConfigError } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
+import type { Filter, ServerInfo } from '@nbdts/plugin-api';
+import type { CreateServer } from '@nbdts/server';
 import { activationFds } from './activation.ts';
 import { parseArgs, UsageError, type CliOptions } from './args.ts';
-import { renderDumpConfig, renderDumpPlugin, renderGeneralHelp, renderPluginHelp, renderVersion } from './help.ts';
+import {
+  renderDumpConfig,
+  renderDumpPlugin,
+  renderFiltersHelp,
+  renderGeneralHelp,
+  renderPluginHelp,
+  renderVersion,
+} from './help.ts';
 import { createLogger, pluginLogger, redactConfig } from './logging.ts';
 import { parsePluginParams } from './params.ts';
-import { loadFilter, loadPlugin } from './plugin-loader.ts';
+import { loadFilter, loadPlugin, type Loaded } from './plugin-loader.ts';
 import { threadSpec } from './thread-plugin.ts';
 import { describeSchema } from './schema.ts';
 import { serveActivated, serveListening, serveSingle, StartError } from './serve.ts';
@@ -31,10 +39,9 @@ const processIo: Io = {
   },
 };
 
-/** The engine entry points; tests may pass a stand-in instead of '@nbdts/server'. */
+/** The engine entry point; tests may pass a stand-in instead of '@nbdts/server'. */
 export interface Engine {
   createServer: CreateServer;
-  applyFilters?: ApplyFilters;
 }
 
 /** Run the command line (without `node` and the script). Resolves with the exit status. */
@@ -78,9 +85,12 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
     io.stdout(renderDumpConfig());
     return 0;
   }
+  // Filters load before anything else is decided: `nbdts --filter=NAME --help` describes them without a plugin.
+  const filters: Loaded<Filter<unknown, unknown>>[] = [];
+  for (const name of opts.filters) filters.push(await loadFilter(name));
   if (opts.plugin === undefined) {
     if (opts.help) {
-      io.stdout(renderGeneralHelp());
+      io.stdout(renderGeneralHelp() + renderFiltersHelp(filters));
       return 0;
     }
     if (opts.version) {
@@ -92,19 +102,18 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
 
   const loaded = await loadPlugin(opts.plugin);
   const plugin = loaded.value;
-  const filters: Filter<unknown>[] = [];
-  for (const name of opts.filters) filters.push((await loadFilter(name)).value);
+  const stack = filters.map((f) => f.value);
 
   if (opts.help) {
     io.stdout(renderPluginHelp(plugin, filters, loaded.path));
     return 0;
   }
   if (opts.version) {
-    io.stdout(renderVersion(plugin));
+    io.stdout(renderVersion(plugin, stack));
     return 0;
   }
   if (opts.dumpPlugin) {
-    io.stdout(renderDumpPlugin(plugin, loaded.path));
+    io.stdout(renderDumpPlugin(plugin, loaded.path, filters));
     return 0;
   }
 
@@ -124,45 +133,61 @@ async function run(opts: CliOptions, io: Io, injected: Engine | undefined): Prom
   // With -s stdout carries the protocol: keep stray console.log output off it.
   if (opts.single) console.log = console.error;
 
-  const { config, filterConfigs } = await parsePluginParams(plugin, opts.params, filters);
+  const { config, filterConfigs } = await parsePluginParams(plugin, opts.params, stack);
   logger.debug({ plugin: plugin.name, config: redactConfig(config, describeSchema(plugin.config)) }, 'configuration');
+  stack.forEach((f, i) => {
+    if (f.config)
+      logger.debug(
+        { filter: f.name, config: redactConfig(filterConfigs[i], describeSchema(f.config)) },
+        'configuration',
+      );
+  });
 
+  const server: ServerInfo = { readonly: opts.readonly };
   try {
     await named(plugin.name, () => plugin.configComplete?.(config));
     // Inner filters first, so an outer filter sees a checked configuration below it.
-    for (let i = filters.length - 1; i >= 0; i--) {
-      const f = filters[i]!;
+    for (let i = stack.length - 1; i >= 0; i--) {
+      const f = stack[i]!;
       await named(f.name, () => f.configComplete?.(filterConfigs[i]));
     }
-    await named(plugin.name, () => plugin.getReady?.(config, { readonly: opts.readonly }));
+    await named(plugin.name, () => plugin.getReady?.(config, server));
+    for (let i = stack.length - 1; i >= 0; i--) {
+      const f = stack[i]!;
+      await named(f.name, () => f.getReady?.(filterConfigs[i], server));
+    }
 
     const engine = injected ?? (await loadEngine());
-    let backend: Plugin<unknown, unknown> = plugin;
-    if (filters.length > 0) {
-      if (!engine.applyFilters) throw new StartError('the server engine (@nbdts/server) does not export applyFilters');
-      backend = engine.applyFilters(
-        plugin,
-        filters.map((filter, i) => ({ filter, config: filterConfigs[i] })),
-      );
-    }
     // Not for -s or socket activation: those serve their connections on the main thread.
-    const threads = opts.single || activated ? undefined : threadSpec(plugin, loaded.specifier, opts, logger);
-    const server = engine.createServer({
-      plugin: backend,
+    const threads =
+      opts.single || activated
+        ? undefined
+        : threadSpec({ value: plugin, specifier: loaded.specifier }, filters, opts, logger);
+    const handle = engine.createServer({
+      plugin,
+      filters: stack,
       readonly: opts.readonly,
       logger,
       ...(threads ? { threads } : {}),
     });
-    if (activated) return await serveActivated(server, activated, opts, logger);
+    if (activated) return await serveActivated(handle, activated, opts, logger);
     return opts.single
-      ? await serveSingle(server, opts, logger)
-      : await serveListening(server, opts, (t) => io.stdout(t), logger);
+      ? await serveSingle(handle, opts, logger)
+      : await serveListening(handle, opts, (t) => io.stdout(t), logger);
   } finally {
     // We are already stopping: a signal during unload means "exit now".
     const force = (): never => process.exit(1);
     process.on('SIGINT', force);
     process.on('SIGTERM', force);
     try {
+      // Filters first (outermost first), then the plugin they sit on.
+      for (const f of stack) {
+        try {
+          await f.unload?.();
+        } catch (err) {
+          logger.error({ err }, `filter ${f.name}: unload failed`);
+        }
+      }
       await plugin.unload?.();
     } catch (err) {
       logger.error({ err }, 'plugin unload failed');
@@ -186,9 +211,9 @@ async function named(name: string, fn: () => unknown): Promise<void> {
 }
 
 async function loadEngine(): Promise<Engine> {
-  const mod = (await import('@nbdts/server')) as Partial<{ createServer: CreateServer; applyFilters: ApplyFilters }>;
+  const mod = (await import('@nbdts/server')) as Partial<{ createServer: CreateServer }>;
   if (typeof mod.createServer !== 'function') {
     throw new StartError('the server engine (@nbdts/server) does not export createServer');
   }
-  return { createServer: mod.createServer, ...(mod.applyFilters ? { applyFilters: mod.applyFilters } : {}) };
+  return { createServer: mod.createServer };
 }

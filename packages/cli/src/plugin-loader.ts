@@ -5,7 +5,7 @@
  * strips their types (files inside node_modules excepted: a published plugin
  * ships JavaScript).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -20,8 +20,20 @@ export const BUILTIN_PLUGINS: Readonly<Record<string, string>> = {
   s3: '@nbdts/plugin-s3',
 };
 
-/** Filters that ship with nbdts (none yet; the name is tried as @nbdts/filter-NAME too). */
-export const BUILTIN_FILTERS: Readonly<Record<string, string>> = {};
+/**
+ * Filters that ship with nbdts: every @nbdts/filter-NAME this package depends
+ * on, by NAME (nbdkit's filter names). Other names are still tried as
+ * @nbdts/filter-NAME and nbdts-filter-NAME packages.
+ */
+export const BUILTIN_FILTERS: Readonly<Record<string, string>> = Object.fromEntries(
+  Object.keys(
+    (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { dependencies?: object })
+      .dependencies ?? {},
+  )
+    .filter((d) => d.startsWith('@nbdts/filter-'))
+    .sort()
+    .map((d) => [d.slice('@nbdts/filter-'.length), d]),
+);
 
 export interface Loaded<T> {
   value: T;
@@ -149,10 +161,11 @@ export function isPlugin(x: unknown): x is Plugin<unknown, unknown> {
   );
 }
 
-export function isFilter(x: unknown): x is Filter<unknown> {
+export function isFilter(x: unknown): x is Filter<unknown, unknown> {
   if (typeof x !== 'object' || x === null) return false;
-  const f = x as Partial<Filter<unknown>>;
-  return typeof f.name === 'string' && typeof f.wrap === 'function';
+  const f = x as Partial<Filter<unknown, unknown>> & { wrap?: unknown };
+  // A plugin given to --filter is a mistake worth its own message (see loadFilter).
+  return typeof f.name === 'string' && f.wrap === undefined && !isPlugin(x);
 }
 
 /** Load a plugin by built-in name, path or package name. The default export (or `plugin`) is the Plugin. */
@@ -168,12 +181,19 @@ export async function loadPlugin(name: string, builtins = BUILTIN_PLUGINS): Prom
 }
 
 /** Load a filter the same way (default export or `filter`). */
-export async function loadFilter(name: string, builtins = BUILTIN_FILTERS): Promise<Loaded<Filter<unknown>>> {
+export async function loadFilter(name: string, builtins = BUILTIN_FILTERS): Promise<Loaded<Filter<unknown, unknown>>> {
   const { mod, path, specifier } = await importModule(name, 'filter', builtins);
   const value = pickExport(mod, 'filter');
+  if (typeof (value as { wrap?: unknown } | undefined)?.wrap === 'function') {
+    throw new ConfigError(
+      `${name}: this filter uses the old wrap() API; a filter now implements the callbacks it changes, each given next (see docs/plugin-api.md)`,
+    );
+  }
+  if (isPlugin(value))
+    throw new ConfigError(`${name}: this is a plugin, not a filter (give it as the PLUGIN argument)`);
   if (!isFilter(value)) {
     throw new ConfigError(
-      `${name}: not an nbdts filter (expected a default export made with defineFilter, with name and wrap)`,
+      `${name}: not an nbdts filter (expected a default export made with defineFilter, with a name)`,
     );
   }
   return { value, path, specifier };

@@ -7,6 +7,7 @@ import { existsSync, fstatSync, renameSync, rmSync, writeFileSync } from 'node:f
 import { Socket, type Server } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
+import { setShutdownHandler } from '@nbdts/plugin-api/engine';
 import type { ServerHandle } from '@nbdts/server';
 import type { Logger } from 'pino';
 import { listenOnFds } from './activation.ts';
@@ -123,6 +124,8 @@ async function serveUntilStopped(
   // Clean up (a private socket directory, say) even if something calls process.exit.
   process.once('exit', cleanup);
   const stop = watchSignals(onForcedStop(server, cleanup, logger));
+  // A plugin or filter may ask to stop (requestShutdown: exitlast, exitwhen...), as a signal would.
+  setShutdownHandler((reason) => stop.stop(reason));
   const unwatch = opts.exitWithParent ? watchParent(() => stop.stop('parent exited')) : () => {};
   try {
     const status = await serve(stop.stopped);
@@ -132,6 +135,7 @@ async function serveUntilStopped(
     server.destroy();
     throw err;
   } finally {
+    setShutdownHandler(undefined);
     unwatch();
     stop.dispose();
     cleanup();

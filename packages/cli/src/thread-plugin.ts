@@ -1,27 +1,45 @@
 /**
  * Run in each engine worker thread (see ThreadSpec in @nbdts/server): load
- * this thread's copy of the plugin the CLI loaded, and attach it to what the
- * main thread's copy shared.
+ * this thread's copies of the plugin and filters the CLI loaded, and attach
+ * them to what the main thread's copies shared.
  */
 import os from 'node:os';
-import type { Plugin } from '@nbdts/plugin-api';
-import type { ThreadSpec } from '@nbdts/server';
+import type { Filter, Plugin } from '@nbdts/plugin-api';
+import type { Stack, ThreadSpec } from '@nbdts/server';
 import type { Logger } from 'pino';
-import { isPlugin, pickExport } from './plugin-loader.ts';
+import { isFilter, isPlugin, pickExport, type Loaded } from './plugin-loader.ts';
 
-export interface ThreadPluginData {
-  /** The module specifier the CLI imported the plugin from. */
+/** One module a worker loads again: where the CLI imported it from, and what its threads.share() returned. */
+export interface ThreadModule {
   specifier: string;
-  /** What the plugin's threads.share() returned. */
   shared: unknown;
 }
 
-export async function loadThreadPlugin(data: ThreadPluginData): Promise<Plugin<unknown, unknown>> {
-  const plugin = pickExport((await import(data.specifier)) as Record<string, unknown>, 'plugin');
-  if (!isPlugin(plugin) || !plugin.threads)
-    throw new Error(`${data.specifier}: no plugin with threads support in this thread`);
-  await plugin.threads.attach(data.shared);
-  return plugin;
+export interface ThreadStackData {
+  plugin: ThreadModule;
+  /** Outermost first, as on the command line. */
+  filters: ThreadModule[];
+}
+
+async function attached(m: ThreadModule, named: string): Promise<unknown> {
+  const value = pickExport((await import(m.specifier)) as Record<string, unknown>, named);
+  const threads = (value as { threads?: { attach(shared: unknown): unknown } } | undefined)?.threads;
+  if (!threads) throw new Error(`${m.specifier}: no ${named} with threads support in this thread`);
+  await threads.attach(m.shared);
+  return value;
+}
+
+/** Run in each worker (ThreadSpec.loader): this thread's copies of the plugin and filters, attached. */
+export async function loadThreadStack(data: ThreadStackData): Promise<Stack> {
+  const plugin = await attached(data.plugin, 'plugin');
+  if (!isPlugin(plugin)) throw new Error(`${data.plugin.specifier}: not a plugin in this thread`);
+  const filters: Filter<unknown, unknown>[] = [];
+  for (const f of data.filters) {
+    const filter = await attached(f, 'filter');
+    if (!isFilter(filter)) throw new Error(`${f.specifier}: not a filter in this thread`);
+    filters.push(filter);
+  }
+  return { plugin, filters };
 }
 
 /** Default --workers: one per CPU up to 4 (nbdcopy and qemu open at most 4 connections; each worker costs memory); none on one CPU, where a thread gains nothing. */
@@ -31,14 +49,13 @@ export function defaultWorkers(): number {
 }
 
 /**
- * Worker threads for this run, or undefined to serve on the main thread:
- * the plugin must support them and share its data, and filters (which hold
- * their own state) keep everything on the main thread.
+ * Worker threads for this run, or undefined to serve on the main thread: the
+ * plugin and every filter must support them and share their data.
  */
 export function threadSpec(
-  plugin: Plugin<unknown, unknown>,
-  specifier: string,
-  opts: { workers?: number; filters: readonly string[] },
+  plugin: { value: Plugin<unknown, unknown>; specifier: string },
+  filters: ReadonlyArray<Loaded<Filter<unknown, unknown>>>,
+  opts: { workers?: number },
   log: Logger,
 ): ThreadSpec | undefined {
   const count = opts.workers ?? defaultWorkers();
@@ -49,11 +66,18 @@ export function threadSpec(
     else log.debug(`serving on the main thread: ${reason}`);
     return undefined;
   };
-  if (!plugin.threads) return why(`plugin ${plugin.name} does not support worker threads`);
-  if (opts.filters.length > 0) return why('filters run on the main thread only');
-  const shared = plugin.threads.share();
-  if (shared === undefined)
-    return why(`plugin ${plugin.name} cannot share its data between threads in this configuration`);
-  const data: ThreadPluginData = { specifier, shared };
+  const p = plugin.value;
+  if (!p.threads) return why(`plugin ${p.name} does not support worker threads`);
+  const without = filters.find((f) => !f.value.threads);
+  if (without) return why(`filter ${without.value.name} does not support worker threads`);
+  const shared = p.threads.share();
+  if (shared === undefined) return why(`plugin ${p.name} cannot share its data between threads in this configuration`);
+  const data: ThreadStackData = { plugin: { specifier: plugin.specifier, shared }, filters: [] };
+  for (const f of filters) {
+    const fs = f.value.threads!.share();
+    if (fs === undefined)
+      return why(`filter ${f.value.name} cannot share its state between threads in this configuration`);
+    data.filters.push({ specifier: f.specifier, shared: fs });
+  }
   return { count, loader: new URL('./thread-plugin.ts', import.meta.url).href, data };
 }

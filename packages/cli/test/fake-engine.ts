@@ -8,6 +8,7 @@ import type { ServerOptions } from '@nbdts/server';
 
 export interface FakeEngine extends Engine {
   created: ServerOptions[];
+  /** The filters each server was created with, by name. */
   filtered: string[][];
   shutdowns: number;
 }
@@ -17,12 +18,9 @@ export function fakeEngine(): FakeEngine {
     created: [],
     filtered: [],
     shutdowns: 0,
-    applyFilters(plugin, filters) {
-      engine.filtered.push(filters.map((f) => f.filter.name));
-      return plugin;
-    },
     createServer(opts) {
       engine.created.push(opts);
+      engine.filtered.push((opts.filters ?? []).map((f) => f.name));
       const servers: Server[] = [];
       const listen = (s: Server, ...args: unknown[]) =>
         new Promise<void>((resolve, reject) => {

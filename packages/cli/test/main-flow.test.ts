@@ -95,11 +95,16 @@ describe('main() serving flow', () => {
     );
   });
 
-  it('stacks filters with applyFilters', async () => {
+  it('hands the filters to the engine after their configComplete and getReady, and unloads them', async () => {
     const engine = fakeEngine();
     const filter = new URL('./fixtures/filter.ts', import.meta.url).pathname;
+    const { seen } = await import('./fixtures/filter.ts');
+    const before = { ...seen, config: [...seen.config] };
     const code = await main([`--filter=${filter}`, FIXTURE, '1M', 'delay-ms=3', '--run', 'true'], io(), engine);
     expect(code).toBe(0);
     expect(engine.filtered).toEqual([['passthrough']]);
+    expect(seen.config.slice(before.config.length)).toEqual([{ delayMs: 3 }]);
+    expect(seen.ready).toBe(before.ready + 1);
+    expect(seen.unloaded).toBe(before.unloaded + 1);
   });
 });

@@ -3,9 +3,10 @@ import { pathToFileURL } from 'node:url';
 import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { Plugin } from '@nbdts/plugin-api';
+import type { Filter, Plugin } from '@nbdts/plugin-api';
 import { parseArgs } from '../src/index.ts';
-import { defaultWorkers, loadThreadPlugin, threadSpec } from '../src/thread-plugin.ts';
+import { defaultWorkers, loadThreadStack, threadSpec } from '../src/thread-plugin.ts';
+import type { Loaded } from '../src/plugin-loader.ts';
 import fixture, { attached } from './fixtures/threads-plugin.ts';
 
 const FIXTURE_URL = new URL('./fixtures/threads-plugin.ts', import.meta.url).href;
@@ -20,6 +21,8 @@ function logs() {
   });
   return { log: pino({ level: 'debug' }, stream), lines };
 }
+
+const at = (value: Plugin<unknown, unknown>, specifier = 'x') => ({ value, specifier });
 
 const plain: Plugin<unknown, unknown> = { name: 'plain', open: () => ({}), getSize: () => 1, pread() {} };
 
@@ -39,28 +42,29 @@ describe('--workers', () => {
 
   it('asks a plugin with thread support to share, and names the loader and the module', () => {
     const { log } = logs();
-    const spec = threadSpec(fixture as Plugin<unknown, unknown>, FIXTURE_URL, { workers: 3, filters: [] }, log);
+    const spec = threadSpec(at(fixture as Plugin<unknown, unknown>, FIXTURE_URL), [], { workers: 3 }, log);
     expect(spec).toEqual({
       count: 3,
       loader: pathToFileURL(fileURLToPath(new URL('../src/thread-plugin.ts', import.meta.url))).href,
-      data: { specifier: FIXTURE_URL, shared: { n: 1 } },
+      data: { plugin: { specifier: FIXTURE_URL, shared: { n: 1 } }, filters: [] },
     });
   });
 
-  it('serves on the main thread without plugin support, with filters, when declined or with 0, and says why when asked', () => {
+  it('serves on the main thread without plugin or filter support, when declined or with 0, and says why when asked', () => {
     const { log, lines } = logs();
-    expect(threadSpec(plain, 'x', { workers: 2, filters: [] }, log)).toBeUndefined();
+    expect(threadSpec(at(plain), [], { workers: 2 }, log)).toBeUndefined();
     expect(lines.at(-1)).toMatchObject({
       level: 30,
       msg: '--workers: serving on the main thread: plugin plain does not support worker threads',
     });
-    expect(threadSpec(fixture as Plugin<unknown, unknown>, 'x', { filters: ['f'] }, log)).toBeUndefined();
+    const stateful: Loaded<Filter<unknown, unknown>> = { value: { name: 'stateful' }, path: 'f', specifier: 'f' };
+    expect(threadSpec(at(fixture as Plugin<unknown, unknown>), [stateful], {}, log)).toBeUndefined();
     expect(lines.at(-1)).toMatchObject({
       level: 20,
-      msg: 'serving on the main thread: filters run on the main thread only',
+      msg: 'serving on the main thread: filter stateful does not support worker threads',
     });
     const declining = { ...plain, threads: { share: () => undefined, attach() {} } };
-    expect(threadSpec(declining, 'x', { workers: 2, filters: [] }, log)).toBeUndefined();
+    expect(threadSpec(at(declining), [], { workers: 2 }, log)).toBeUndefined();
     expect(lines.at(-1)!.msg).toContain('cannot share its data');
     let shared = 0;
     const counting = {
@@ -73,18 +77,57 @@ describe('--workers', () => {
         attach() {},
       },
     };
-    expect(threadSpec(counting, 'x', { workers: 0, filters: [] }, log)).toBeUndefined();
+    expect(threadSpec(at(counting), [], { workers: 0 }, log)).toBeUndefined();
     expect(shared).toBe(0);
   });
 
-  it("loadThreadPlugin imports the module and attaches the plugin to the main thread's share", async () => {
-    const p = await loadThreadPlugin({ specifier: FIXTURE_URL, shared: { n: 42 } });
-    expect(p.name).toBe('threads-fixture');
+  it('shares each filter that supports threads, outermost first', () => {
+    const { log } = logs();
+    const f = (name: string, shared: unknown): Loaded<Filter<unknown, unknown>> => ({
+      value: { name, threads: { share: () => shared, attach() {} } },
+      path: name,
+      specifier: `file:///${name}.ts`,
+    });
+    const spec = threadSpec(
+      at(fixture as Plugin<unknown, unknown>, FIXTURE_URL),
+      [f('a', 1), f('b', { x: 2 })],
+      {},
+      log,
+    );
+    expect(spec?.data).toEqual({
+      plugin: { specifier: FIXTURE_URL, shared: { n: 1 } },
+      filters: [
+        { specifier: 'file:///a.ts', shared: 1 },
+        { specifier: 'file:///b.ts', shared: { x: 2 } },
+      ],
+    });
+    expect(
+      threadSpec(at(fixture as Plugin<unknown, unknown>), [f('a', undefined)], { workers: 2 }, log),
+    ).toBeUndefined();
+  });
+
+  it("loadThreadStack imports the modules and attaches them to the main thread's share", async () => {
+    const { plugin, filters } = await loadThreadStack({
+      plugin: { specifier: FIXTURE_URL, shared: { n: 42 } },
+      filters: [],
+    });
+    expect(plugin.name).toBe('threads-fixture');
+    expect(filters).toEqual([]);
     expect(attached).toEqual([{ n: 42 }]);
+    const example = new URL('../../../examples/read-only-filter/src/index.ts', import.meta.url).href;
+    const shared = { settings: { roMode: 'refuse', roError: 'EROFS', roAfter: 0 }, left: new SharedArrayBuffer(4) };
+    const withFilter = await loadThreadStack({
+      plugin: { specifier: FIXTURE_URL, shared: { n: 43 } },
+      filters: [{ specifier: example, shared }],
+    });
+    expect(withFilter.filters!.map((f) => f.name)).toEqual(['readonly']);
     await expect(
-      loadThreadPlugin({
-        specifier: pathToFileURL(fileURLToPath(new URL('./fixtures/jsplugin.js', import.meta.url))).href,
-        shared: 1,
+      loadThreadStack({
+        plugin: {
+          specifier: pathToFileURL(fileURLToPath(new URL('./fixtures/jsplugin.js', import.meta.url))).href,
+          shared: 1,
+        },
+        filters: [],
       }),
     ).rejects.toThrow('no plugin with threads support');
   });

@@ -1,4 +1,4 @@
-import { BufferPool, MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api';
+import { BufferPool, MIN_PREFAULT, PrefaultedBuffers } from '@nbdts/plugin-api/engine';
 
 /**
  * Where the object layer gets its big buffers (cached chunks, GET bodies):

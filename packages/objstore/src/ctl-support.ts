@@ -2,7 +2,8 @@
  * Pieces shared by the object-store control tools (nbdts-swift, nbdts-s3):
  * a progress bar, a bounded parallel runner, and console output/logging.
  */
-import { formatSize, type PluginLogger } from '@nbdts/plugin-api';
+import { formatSize } from '@nbdts/plugin-api';
+import { type PluginLogger } from '@nbdts/plugin-api/engine';
 
 /** Where a control command writes its results (stdout) and messages (stderr). */
 export interface Output {

@@ -177,26 +177,3 @@ export function definePlugin<H>(plugin: Plugin<Record<string, never>, H>): Plugi
 export function definePlugin(plugin: Plugin<unknown, unknown>): Plugin<unknown, unknown> {
   return plugin;
 }
-
-/**
- * A filter sits between the engine and a plugin (or another filter). `wrap`
- * receives the next layer and returns the callbacks it overrides; everything
- * it leaves out passes straight through.
- */
-export interface Filter<C = unknown> {
-  name: string;
-  version?: string;
-  description?: string;
-  /** Filter parameters share the command line with the plugin's: choose distinct names. */
-  config?: z.ZodType<C, Record<string, string>>;
-  configComplete?(config: C): Awaitable<void>;
-  wrap(next: Plugin<unknown, unknown>, config: C): Partial<Plugin<unknown, unknown>>;
-}
-
-export function defineFilter<S extends z.ZodType<unknown, Record<string, string>>>(
-  filter: Omit<Filter<z.output<S>>, 'config'> & { config: S },
-): Filter<z.output<S>>;
-export function defineFilter(filter: Filter<Record<string, never>>): Filter<Record<string, never>>;
-export function defineFilter(filter: Filter<unknown>): Filter<unknown> {
-  return filter;
-}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isAllZero, PrefaultedBuffers } from '../src/index.ts';
+import { isAllZero } from '../src/index.ts';
+import { PrefaultedBuffers } from '../src/engine.ts';
 
 const MiB = 1024 * 1024;
 

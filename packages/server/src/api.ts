@@ -6,13 +6,21 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Plugin, Filter } from '@nbdts/plugin-api';
+
+/** A plugin and the filters stacked on it (filters[0] outermost, nearest the client, as nbdkit orders --filter). */
+export interface Stack {
+  plugin: Plugin<unknown, unknown>;
+  filters?: readonly Filter<unknown, unknown>[];
+}
 import type { ThreadSpec } from './threads.ts';
 
 export type { ThreadSpec };
 
 export interface ServerOptions {
-  /** A plugin whose configComplete/getReady already ran (filters applied, see applyFilters). */
+  /** A plugin whose configComplete/getReady already ran. */
   plugin: Plugin<unknown, unknown>;
+  /** Filters stacked on it, ready too (filters[0] outermost, nearest the client). */
+  filters?: readonly Filter<unknown, unknown>[];
   /** -r: every export is read-only whatever the plugin says. */
   readonly?: boolean;
   logger: Logger;
@@ -53,9 +61,3 @@ export interface ServerHandle {
 }
 
 export type CreateServer = (opts: ServerOptions) => ServerHandle;
-
-/** Stack filters on a plugin: filters[0] is outermost (nearest the engine), as nbdkit orders --filter. */
-export type ApplyFilters = (
-  plugin: Plugin<unknown, unknown>,
-  filters: ReadonlyArray<{ filter: Filter<unknown>; config: unknown }>,
-) => Plugin<unknown, unknown>;

@@ -15,7 +15,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Flag, releaseOf, type Extent } from '@nbdts/plugin-api';
+import { Flag, releaseOf, type Client, type Extent } from '@nbdts/plugin-api';
 import {
   Cmd,
   CmdFlag,
@@ -39,6 +39,8 @@ import { validateRequest, type Session } from './validate.ts';
 
 export interface ConnectionOptions {
   backend: Backend;
+  /** Who connected: filters' preconnect and open see it. */
+  client: Client;
   log: Logger;
   maxInFlightBytes: number;
   maxPayload: number;
@@ -182,8 +184,23 @@ export class Connection {
   async #runHandshake(): Promise<void> {
     let result: Negotiated | undefined;
     try {
+      await this.#o.backend.preconnect(this.#o.client);
+    } catch (err) {
+      // A filter refused this client (ip, limit...): say who and why, then close without a greeting.
+      const c = this.#o.client;
+      this.#log.warn(
+        { transport: c.transport, address: c.address, err: (err as Error)?.message ?? String(err) },
+        'client refused before the handshake; closing',
+      );
+      this.#phase = Phase.Draining;
+      this.#reader.fail(new ConnectionClosed('refused'));
+      this.#maybeFinish();
+      return;
+    }
+    try {
       result = await negotiate({
         reader: this.#reader,
+        client: this.#o.client,
         write: (b) => this.#replies.write(b),
         backend: this.#o.backend,
         log: this.#log,

@@ -2,6 +2,8 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import type { Client } from '@nbdts/plugin-api';
+import type { Stack } from './api.ts';
 import { Backend } from './backend.ts';
 import { Connection } from './connection.ts';
 
@@ -12,6 +14,14 @@ export interface EngineSettings {
   handshakeTimeoutMs: number;
 }
 
+/** Who is at the other end of `stream`, for filters (ip, limit, log). */
+function clientOf(stream: Duplex, id: number): Client {
+  if (!(stream instanceof net.Socket)) return { id, transport: 'stdio', tls: false };
+  const address = stream.remoteAddress;
+  if (address === undefined) return { id, transport: 'unix', tls: false };
+  return { id, transport: 'tcp', address, port: stream.remotePort ?? 0, tls: false };
+}
+
 export class ConnectionSet {
   readonly #backend: Backend;
   readonly #log: Logger;
@@ -19,10 +29,12 @@ export class ConnectionSet {
   readonly #open = new Set<Connection>();
   #stopping = false;
 
-  constructor(plugin: ConstructorParameters<typeof Backend>[0], settings: EngineSettings, log: Logger) {
+  constructor(stack: Stack, settings: EngineSettings, log: Logger) {
     this.#settings = settings;
     this.#log = log;
-    this.#backend = new Backend(plugin, settings.readonly, settings.maxPayload, (m) => log.warn(m));
+    this.#backend = new Backend(stack.plugin, stack.filters ?? [], settings.readonly, settings.maxPayload, (m) =>
+      log.warn(m),
+    );
   }
 
   get size(): number {
@@ -39,6 +51,7 @@ export class ConnectionSet {
     const s = this.#settings;
     const conn = new Connection(stream, {
       backend: this.#backend,
+      client: clientOf(stream, id),
       log: clog,
       maxInFlightBytes: s.maxInFlightBytes,
       maxPayload: s.maxPayload,

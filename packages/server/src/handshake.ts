@@ -4,6 +4,7 @@
  * connection should be closed (ABORT, protocol violation, EXPORT_NAME refused).
  */
 import type { Logger } from 'pino';
+import type { Client } from '@nbdts/plugin-api';
 import {
   BASE_ALLOCATION,
   ClientFlag,
@@ -54,6 +55,8 @@ export interface Negotiated {
 
 export interface HandshakeIo {
   reader: ByteReader;
+  /** Who is connecting (filters' open sees it). */
+  client: Client;
   write(buf: Buffer): void;
   backend: Backend;
   log: Logger;
@@ -122,7 +125,7 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
       let name: string;
       try {
         name = requested === '' ? await backend.defaultExport() : requested;
-        handle = await backend.open(name);
+        handle = await backend.open(name, io.client);
       } catch (err) {
         log.warn({ export: requested, err: message(err) }, 'cannot open export; closing');
         return undefined;
@@ -230,7 +233,7 @@ export async function negotiate(io: HandshakeIo): Promise<Negotiated | undefined
         let name: string;
         try {
           name = req.name === '' ? await backend.defaultExport() : req.name;
-          handle = await backend.open(name);
+          handle = await backend.open(name, io.client);
         } catch (err) {
           const code = errnoName(err);
           log.info({ export: req.name, err: message(err) }, 'cannot open export');

@@ -3,7 +3,7 @@
  * socket's descriptor so a worker thread can own it. Optional: without it
  * every connection is served on the main thread.
  */
-import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api/engine';
 
 export interface FdOps {
   dupFd(fd: number): number;

@@ -1,4 +1,4 @@
-import { setPluginLogger } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import type { Logger } from 'pino';
 
 /** Send the plugin API's `log` to this engine's logger (one per thread: module state is per thread). */

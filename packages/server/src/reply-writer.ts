@@ -5,7 +5,8 @@
  * same event-loop turn are corked together and leave in one writev.
  */
 import type { Duplex } from 'node:stream';
-import { releaseOf, type BufferPool } from '@nbdts/plugin-api';
+import { releaseOf } from '@nbdts/plugin-api';
+import { type BufferPool } from '@nbdts/plugin-api/engine';
 import {
   ReplyFlag,
   SIMPLE_REPLY_SIZE,

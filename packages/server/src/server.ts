@@ -44,7 +44,7 @@ export const createServer: CreateServer = (opts: ServerOptions): ServerHandle =>
     maxInFlightBytes: opts.maxInFlightBytes ?? 64 * MiB,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 60_000,
   };
-  const local = new ConnectionSet(opts.plugin, settings, log);
+  const local = new ConnectionSet({ plugin: opts.plugin, filters: opts.filters ?? [] }, settings, log);
 
   // Worker threads start with the first listener; until then (and when they
   // cannot start) connections are served here.

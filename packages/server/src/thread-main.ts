@@ -1,11 +1,12 @@
 /**
- * A worker thread's side of threads.ts: load and attach this thread's copy of
- * the plugin, then serve the sockets the main thread hands over.
+ * A worker thread's side of threads.ts: load and attach this thread's copies
+ * of the plugin and filters, then serve the sockets the main thread hands over.
  */
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
-import type { Plugin } from '@nbdts/plugin-api';
+import { setShutdownHandler } from '@nbdts/plugin-api/engine';
+import type { Stack } from './api.ts';
 import { ConnectionSet } from './connections.ts';
 import { loadFdOps } from './native.ts';
 import { routePluginLogs } from './plugin-logs.ts';
@@ -22,11 +23,13 @@ const log = pino(
   { write: (line: string) => post({ t: 'log', line }) },
 );
 routePluginLogs(log);
+// requestShutdown in this thread asks the main thread, which owns the process.
+setShutdownHandler((reason) => post({ t: 'shutdown', reason }));
 
 let conns: ConnectionSet;
 try {
-  const mod = (await import(init.loader)) as { loadThreadPlugin(data: unknown): Promise<Plugin<unknown, unknown>> };
-  conns = new ConnectionSet(await mod.loadThreadPlugin(init.data), init.settings, log);
+  const mod = (await import(init.loader)) as { loadThreadStack(data: unknown): Promise<Stack> };
+  conns = new ConnectionSet(await mod.loadThreadStack(init.data), init.settings, log);
 } catch (err) {
   post({ t: 'failed', message: (err as Error).message ?? String(err) });
   process.exit(1);

@@ -9,6 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import { requestShutdown } from '@nbdts/plugin-api';
 import type { EngineSettings } from './connections.ts';
 import { FDOPS_BUILD_HINT, loadFdOps, type FdOps } from './native.ts';
 
@@ -17,11 +18,11 @@ export interface ThreadSpec {
   /** Worker threads to start (at least 1). */
   count: number;
   /**
-   * URL of a module exporting `loadThreadPlugin(data): Promise<Plugin>`, run in
-   * each worker to load and attach its copy of the plugin.
+   * URL of a module exporting `loadThreadStack(data): Promise<Stack>`, run in
+   * each worker to load and attach its copies of the plugin and filters.
    */
   loader: string;
-  /** Structured-clonable; passed to loadThreadPlugin. */
+  /** Structured-clonable; passed to loadThreadStack. */
   data: unknown;
 }
 
@@ -39,6 +40,8 @@ export type FromWorker =
   | { t: 'failed'; message: string }
   | { t: 'log'; line: string }
   | { t: 'closed'; id: number }
+  /** A plugin or filter in the worker called requestShutdown. */
+  | { t: 'shutdown'; reason: string }
   | { t: 'stopped' };
 
 const START_TIMEOUT_MS = 60_000;
@@ -135,6 +138,10 @@ export class ServingThreads {
         }
         case 'stopped':
           t.stopped?.();
+          break;
+        case 'shutdown':
+          // The main thread's handler (the CLI's graceful stop) decides.
+          requestShutdown(m.reason);
           break;
         default:
           break;

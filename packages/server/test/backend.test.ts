@@ -1,15 +1,14 @@
-/** Backend defaults, errno mapping, the concurrency limiter and filters. */
+/** Backend defaults, errno mapping and the concurrency limiter (filters: filters.test.ts). */
 import { describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Flag, NbdError, defineFilter, type Plugin } from '@nbdts/plugin-api';
+import { Flag, NbdError, type Plugin } from '@nbdts/plugin-api';
 import { NbdErr } from '@nbdts/protocol';
 import { Backend } from '../src/backend.ts';
 import { toNbdError } from '../src/errno.ts';
-import { applyFilters } from '../src/index.ts';
 import { memPlugin } from './mem-plugin.ts';
 
 const backend = (p: Plugin<unknown, unknown>, readonly = false): Backend =>
-  new Backend(p, readonly, 32 << 20, () => {});
+  new Backend(p, [], readonly, 32 << 20, () => {});
 
 describe('errno mapping', () => {
   it('maps errno names and Node codes', () => {
@@ -159,60 +158,5 @@ describe('capability defaults', () => {
     };
     await expect(backend(p).open('')).rejects.toThrow('no size');
     expect(closed).toBe(1);
-  });
-});
-
-describe('applyFilters', () => {
-  it('stacks filters with filters[0] outermost and passes the rest through', async () => {
-    const calls: string[] = [];
-    const { plugin } = memPlugin({ size: 1 << 20 });
-    const tag = (name: string) =>
-      defineFilter({
-        name,
-        wrap: (next) => ({
-          pread: (h, buf, off, f) => {
-            calls.push(name);
-            return next.pread!(h, buf, off, f);
-          },
-        }),
-      });
-    const halfSize = defineFilter({
-      name: 'half',
-      wrap: (next) => ({ getSize: async (h) => Number(await next.getSize(h)) / 2 }),
-    });
-    const p = applyFilters(plugin, [
-      { filter: tag('outer'), config: {} },
-      { filter: tag('inner'), config: {} },
-      { filter: halfSize, config: {} },
-    ]);
-    expect(p.name).toBe('testmem');
-    const h = await backend(p).open('');
-    expect(h.caps.size).toBe(1 << 19);
-    expect(h.caps.canTrim).toBe(true); // trim passes through
-    await h.readInto(Buffer.alloc(16), 0);
-    expect(calls).toEqual(['outer', 'inner']);
-  });
-
-  it('keeps class-based plugins working (methods keep their this)', async () => {
-    class P {
-      name = 'cls';
-      #data = Buffer.alloc(64, 7);
-      open(): object {
-        return {};
-      }
-      getSize(): number {
-        return this.#data.length;
-      }
-      pread(_h: unknown, buf: Buffer, off: number): void {
-        this.#data.copy(buf, 0, off, off + buf.length);
-      }
-    }
-    const p = applyFilters(new P() as unknown as Plugin<unknown, unknown>, [
-      { filter: defineFilter({ name: 'noop', wrap: () => ({}) }), config: {} },
-    ]);
-    const h = await backend(p).open('');
-    const b = Buffer.alloc(8);
-    await h.readInto(b, 0);
-    expect(b.equals(Buffer.alloc(8, 7))).toBe(true);
   });
 });

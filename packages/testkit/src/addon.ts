@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import type { AddonLoad } from '@nbdts/plugin-api';
+import type { AddonLoad } from '@nbdts/plugin-api/engine';
 import { repoRoot } from './paths.ts';
 
 /**

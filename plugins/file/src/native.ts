@@ -1,4 +1,4 @@
-import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api/engine';
 
 /**
  * The calls the native addon (native/fileops.c) provides. Failures throw, or

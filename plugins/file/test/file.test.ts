@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
+import { ConfigError, ExtentType, Flag, NbdError } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import { ensureAddon } from '@nbdts/testkit';
 import fileDefault, { createFilePlugin, loadNative, type FileHandle, type FileOps } from '../src/index.ts';
 

@@ -1,4 +1,4 @@
-import { loadAddon, type AddonLoad } from '@nbdts/plugin-api';
+import { loadAddon, type AddonLoad } from '@nbdts/plugin-api/engine';
 
 /**
  * The calls of the native addon (native/memregion.c): memory regions that

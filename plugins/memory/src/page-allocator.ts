@@ -1,4 +1,4 @@
-import { freshSlabs, type SlabSource } from '@nbdts/plugin-api';
+import { freshSlabs, type SlabSource } from '@nbdts/plugin-api/engine';
 
 /**
  * Default slab size: pages are carved out of slabs this big. 1 MiB (16 pages

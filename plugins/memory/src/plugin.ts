@@ -1,15 +1,5 @@
-import {
-  definePlugin,
-  formatSize,
-  log,
-  param,
-  z,
-  ConfigError,
-  Flag,
-  PrefaultedBuffers,
-  freshSlabs,
-  type Plugin,
-} from '@nbdts/plugin-api';
+import { definePlugin, formatSize, log, param, z, ConfigError, Flag, type Plugin } from '@nbdts/plugin-api';
+import { PrefaultedBuffers, freshSlabs } from '@nbdts/plugin-api/engine';
 import { SparseStore } from './sparse-store.ts';
 import { MappedStore } from './mapped-store.ts';
 import { loadNative, BUILD_HINT } from './native.ts';

@@ -1,4 +1,5 @@
-import { ExtentType, freshSlabs, isAllZero, nbdError, type Extent, type SlabSource } from '@nbdts/plugin-api';
+import { ExtentType, isAllZero, nbdError, type Extent } from '@nbdts/plugin-api';
+import { freshSlabs, type SlabSource } from '@nbdts/plugin-api/engine';
 import { PageAllocator, DEFAULT_SLAB_SIZE } from './page-allocator.ts';
 import { DEFAULT_PAGE_SIZE, type PageStore, type StoreStats } from './store.ts';
 import { ZEROS, pushZeros } from './zeros.ts';

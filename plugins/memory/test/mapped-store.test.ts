@@ -4,7 +4,8 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
-import { ConfigError, ExtentType, isAllZero, setPluginLogger, type Extent } from '@nbdts/plugin-api';
+import { ConfigError, ExtentType, isAllZero, type Extent } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import { MappedStore, SparseStore, WINDOW, type MappedShared, type RegionOps } from '../src/index.ts';
 import { arbitraries, ensureNative, opData, openMemory, PS, readAll } from './helpers.ts';
 

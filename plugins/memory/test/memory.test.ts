@@ -1,7 +1,9 @@
 import { describe, it, expect, beforeEach, beforeAll } from 'vitest';
 import fc from 'fast-check';
-import { ExtentType, Flag, NbdError, setPluginLogger } from '@nbdts/plugin-api';
-import { isAllZero, PrefaultedBuffers } from '@nbdts/plugin-api';
+import { ExtentType, Flag, NbdError } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
+import { isAllZero } from '@nbdts/plugin-api';
+import { PrefaultedBuffers } from '@nbdts/plugin-api/engine';
 import memoryPlugin, { MappedStore, PageAllocator, SparseStore, type PageStore } from '../src/index.ts';
 import { arbitraries, ensureNative, opData, openMemory, PS, readAll } from './helpers.ts';
 

@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { setPluginLogger, type Plugin, type PluginLogger } from '@nbdts/plugin-api';
+import { type Plugin } from '@nbdts/plugin-api';
+import { setPluginLogger, type PluginLogger } from '@nbdts/plugin-api/engine';
 import { withStartupRetry } from '@nbdts/objstore';
 import {
   createSwiftPlugin,

@@ -1,5 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { ConfigError, parseSize, setPluginLogger, toKebab } from '@nbdts/plugin-api';
+import { ConfigError, parseSize, toKebab } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import { StoreError, consoleOutput, stderrLogger } from '@nbdts/objstore';
 import { checkConfig, connectOptions, s3Config, type S3Config } from '../config.ts';
 import { connect, startupError } from '../connect.ts';

@@ -1,5 +1,6 @@
 import yargs, { type Argv } from 'yargs';
-import { ConfigError, parseSize, setPluginLogger, toKebab } from '@nbdts/plugin-api';
+import { ConfigError, parseSize, toKebab } from '@nbdts/plugin-api';
+import { setPluginLogger } from '@nbdts/plugin-api/engine';
 import { StoreError, consoleOutput, stderrLogger } from '@nbdts/objstore';
 import { swiftConfig, resolveExports, authFromConfig, type SwiftConfig } from '../config.ts';
 import { containerStore } from '../disk.ts';
