@@ -72,8 +72,24 @@ export interface Next {
   cache(count: number, offset: number, flags: FlagBits): Awaitable<void>;
 }
 
-/** Opening the layer below, from a filter's open (as nbdkit's next_open). */
-export type NextOpen = (exportName: string, readonly: boolean) => Awaitable<void>;
+/** A layer below opened by the filter itself (see NextOpen.openAnother): the filter closes it. */
+export interface OwnedNext extends Next {
+  /** Finalize and close everything this opened. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opening the layer below, from a filter's open (as nbdkit's next_open):
+ * call it once. `openAnother` opens a further, independent instance of
+ * everything below this filter (prepared, capabilities known), which the
+ * filter uses as it likes and must close; it may be kept and called later,
+ * e.g. to reopen the plugin after errors (the retry filter), as nbdkit's
+ * nbdkit_next_context_open.
+ */
+export interface NextOpen {
+  (exportName: string, readonly: boolean): Awaitable<void>;
+  openAnother(exportName: string, readonly: boolean): Promise<OwnedNext>;
+}
 
 /** Export queries on the layer below, before any connection has opened it. */
 export interface NextExports {

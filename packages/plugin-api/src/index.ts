@@ -13,6 +13,7 @@ export * as param from './params.ts';
 export { toKebab, toCamel, type ParamMeta } from './params.ts';
 export { log } from './log.ts';
 export { requestShutdown } from './shutdown.ts';
+export { moduleSettings, type ModuleSettings } from './settings.ts';
 export {
   ExtentType,
   definePlugin,
@@ -26,4 +27,12 @@ export {
   type PluginThreads,
 } from './types.ts';
 export { z } from 'zod';
-export { defineFilter, type Filter, type Next, type NextOpen, type NextExports, type Client } from './filter.ts';
+export {
+  defineFilter,
+  type Filter,
+  type Next,
+  type NextOpen,
+  type OwnedNext,
+  type NextExports,
+  type Client,
+} from './filter.ts';

@@ -11,8 +11,9 @@ import {
   type ExportInfo,
   type Extent,
   type Filter,
-  type Next,
   type NextExports,
+  type NextOpen,
+  type OwnedNext,
   type Plugin,
   type Support,
 } from '@nbdts/plugin-api';
@@ -42,6 +43,36 @@ export interface Capabilities {
   blockSize: BlockSize;
   /** True when the plugin or a filter declared constraints of its own. */
   pluginBlockSize: boolean;
+}
+
+/** `top` as a plain object (bound methods: a layer's private state is reached through its own `this`), plus close. */
+export function ownedNext(t: Layer, close: () => Promise<void>): OwnedNext {
+  return {
+    exportName: t.exportName,
+    readonly: t.readonly,
+    close,
+    getSize: () => t.getSize(),
+    blockSize: () => t.blockSize(),
+    exportDescription: () => t.exportDescription(),
+    canWrite: () => t.canWrite(),
+    canFlush: () => t.canFlush(),
+    canTrim: () => t.canTrim(),
+    canZero: () => t.canZero(),
+    canFastZero: () => t.canFastZero(),
+    canFua: () => t.canFua(),
+    canExtents: () => t.canExtents(),
+    canCache: () => t.canCache(),
+    canMultiConn: () => t.canMultiConn(),
+    isRotational: () => t.isRotational(),
+    pread: (buf, offset, flags) => t.pread(buf, offset, flags),
+    read: (count, offset, flags) => t.read(count, offset, flags),
+    pwrite: (buf, offset, flags) => t.pwrite(buf, offset, flags),
+    flush: (flags) => t.flush(flags),
+    trim: (count, offset, flags) => t.trim(count, offset, flags),
+    zero: (count, offset, flags) => t.zero(count, offset, flags),
+    extents: (count, offset, flags) => t.extents(count, offset, flags),
+    cache: (count, offset, flags) => t.cache(count, offset, flags),
+  };
 }
 
 /** A connection used without a socket (tests, internal callers). */
@@ -109,9 +140,24 @@ export class Backend {
 
   /** Open the stack for one connection and compute its capabilities; whatever was opened is closed again on failure. */
   async open(name: string, client: Client = LOCAL_CLIENT): Promise<OpenHandle> {
+    const { top, layers } = await this.#openFrom(0, name, this.#forceReadonly, client);
+    return new OpenHandle(top, layers, this.#capabilities(top));
+  }
+
+  /**
+   * Open layers `i` and below, then prepare them and compute their
+   * capabilities inner to outer. Returns the layers outer first; on failure
+   * whatever was opened is closed again.
+   */
+  async #openFrom(
+    i: number,
+    name: string,
+    readonly: boolean,
+    client: Client,
+  ): Promise<{ top: Layer; layers: Layer[] }> {
     const opened: Layer[] = []; // inner first: each layer is added once its open has returned
     try {
-      const top = await this.#openAt(0, name, this.#forceReadonly, client, opened);
+      const top = await this.#openAt(i, name, readonly, client, opened);
       // Inner to outer: each layer prepares with everything below it ready.
       for (const layer of opened) {
         if (layer instanceof FilterLayer && layer.filter.prepare) {
@@ -119,7 +165,7 @@ export class Backend {
         }
         await layer.computeCaps();
       }
-      return new OpenHandle(top, opened.reverse(), this.#capabilities(top));
+      return { top, layers: opened.reverse() };
     } catch (err) {
       await closeLayers(opened.reverse(), false, () => {});
       throw err;
@@ -136,12 +182,17 @@ export class Backend {
       return layer;
     }
     let below: Layer | undefined;
+    // A filter may open the layer below read-only, never writable under a read-only client.
     const next = async (exportName: string, ro: boolean): Promise<void> => {
       if (below) throw new Error(`filter ${f.name}: the layer below is already open`);
-      // A filter may open the layer below read-only, never writable under a read-only client.
       below = await this.#openAt(i + 1, exportName, ro || readonly, client, opened);
     };
-    const handle = f.open ? await f.open(next, name, readonly, client) : await next(name, readonly);
+    const openAnother = async (exportName: string, ro: boolean): Promise<OwnedNext> => {
+      const { top, layers } = await this.#openFrom(i + 1, exportName, ro || readonly, client);
+      return ownedNext(top, () => closeLayers(layers, true, this.#warn));
+    };
+    const nextOpen: NextOpen = Object.assign(next, { openAnother });
+    const handle = f.open ? await f.open(nextOpen, name, readonly, client) : await next(name, readonly);
     if (!below)
       throw new Error(`filter ${f.name}: open did not open the layer below (call next(exportName, readonly))`);
     const layer = new FilterLayer(f, handle, below, name, readonly, this.#warn);
@@ -207,15 +258,12 @@ async function closeLayers(layers: readonly Layer[], finalize: boolean, warn: (m
 /** An open stack, as the connection uses it. Methods may throw synchronously or return promises. */
 export class OpenHandle {
   readonly caps: Capabilities;
-  /** The outermost layer, as a filter above it would see it. */
-  readonly top: Next;
   readonly #top: Layer;
   readonly #layers: readonly Layer[];
   /** True when reads go through readInto with an engine buffer, false for read (the layer's own buffers). */
   readonly readsIntoBuffer: boolean;
 
   constructor(top: Layer, layers: readonly Layer[], caps: Capabilities) {
-    this.top = top;
     this.#top = top;
     this.#layers = layers;
     this.caps = caps;
@@ -259,6 +307,11 @@ export class OpenHandle {
 
   cache(count: number, offset: number): Awaitable<void> {
     return this.#top.cache(count, offset, 0);
+  }
+
+  /** The outermost layer as a filter above it would see it, with close() for the whole stack. */
+  asNext(warn: (msg: string) => void = () => {}): OwnedNext {
+    return ownedNext(this.#top, () => this.close(warn));
   }
 
   /** Finalize the filters, then close every layer (outer to inner). */

@@ -230,6 +230,36 @@ describe('filter stack', () => {
     expect(closes).toBe(1);
   });
 
+  it('lets a filter open further instances of the layers below, and close them (as nbdkit_next_context_open)', async () => {
+    const opens: string[] = [];
+    let closes = 0;
+    const { plugin, mem } = memPlugin({ size: 8192, onOpen: (n) => opens.push(n), onClose: () => closes++ });
+    mem.write(Buffer.from('spare'), 0);
+    interface H {
+      spare?: import('@nbdts/plugin-api').OwnedNext;
+    }
+    const reopen = defineFilter({
+      name: 'reopen',
+      async open(next, name, readonly) {
+        await next(name, readonly);
+        const h: H = {};
+        h.spare = await next.openAnother(name, true); // later, or right away
+        return h;
+      },
+      pread: (_next, h, buf, offset, flags) => (h as H).spare!.read(buf.length, offset, flags),
+      async close(h) {
+        await (h as H).spare!.close();
+      },
+    }) as AnyFilter;
+    const s = await openStack({ plugin, filters: [reopen] });
+    expect(opens).toEqual(['', '']);
+    const b = Buffer.alloc(5);
+    await s.pread(b, 0, 0);
+    expect(b.toString()).toBe('spare');
+    await s.close();
+    expect(closes).toBe(2);
+  });
+
   it('routes export listing and the default export through filters', async () => {
     const { plugin } = memPlugin({ size: 4096, exports: ['', 'a', 'b'] });
     const hide = defineFilter({

@@ -32,3 +32,13 @@ export { RawClient, type OptionReply, type ExportDetails, type Reply } from './r
 export { ensureSwift, parseStoreEnv, type SwiftEnv } from './stores/swift.ts';
 export { ensureCeph, type CephEnv } from './stores/ceph.ts';
 export { Forwarder } from './forwarder.ts';
+export {
+  startPair,
+  exportFacts,
+  allocationMap,
+  nbdshOnBoth,
+  type Pair,
+  type PairOptions,
+  type ExportFacts,
+  type FactsOptions,
+} from './compare.ts';
